@@ -1,0 +1,88 @@
+"""Shared fixtures: the real data directory and fresh databases on the real SQL servers.
+
+PostgreSQL (127.0.0.1:5432, user postgres, trust) and MariaDB (127.0.0.1:3306, root, no
+password) run on every developer machine and on CI; each storage test gets its own database.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+MYSQL_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/test"
+
+# Two cores shared by the whole suite: keep intra-op threads modest and results repeatable.
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if SHARED_DATA.is_dir():
+        os.environ.setdefault("RNNOPT_DATA", str(SHARED_DATA))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real data sets (PTB and the four music sets) from ../shared/data."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"real data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def _fresh_database(admin_url: str, dialect: str) -> Iterator[str]:
+    import sqlalchemy as sa
+
+    name = f"rnnopt_t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    base = admin_url.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with engine.connect() as conn:
+            if dialect == "postgresql":
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            else:
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        engine.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """SQLAlchemy URL of a brand-new PostgreSQL database, dropped after the test."""
+    yield from _fresh_database(PG_ADMIN, "postgresql")
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """SQLAlchemy URL of a brand-new MariaDB database, dropped after the test."""
+    yield from _fresh_database(MYSQL_ADMIN, "mysql")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'rnnopt.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def storage_url(request: pytest.FixtureRequest) -> str:
+    """Each of the three databases in turn, fresh for this test."""
+    return request.getfixturevalue(f"{request.param}_url" if request.param != "postgresql" else "postgres_url")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="no CUDA device on this machine")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
