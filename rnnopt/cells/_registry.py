@@ -1,0 +1,218 @@
+"""One registry of cells by name: built-ins, ``@register``-ed cells and entry-point plugins."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from rnnopt.cells._base import RecurrentCell, check_size
+from rnnopt.errors import ConfigError
+
+__all__ = ["ENTRY_POINT_GROUP", "CellSpec", "build", "names", "register", "spec"]
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "rnnopt.cells"
+
+Factory = Callable[..., RecurrentCell]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """What the registry knows about a cell name.
+
+    ``factory(input_size, hidden_size, **options)`` builds it; ``defaults`` are the preset's
+    options (the caller's options override them); ``options`` the option names it accepts;
+    ``gates`` its ablatable gate options; ``raw_input`` whether its equations use raw x (input
+    size must equal hidden size).
+    """
+
+    name: str
+    factory: Factory
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    options: frozenset[str] = frozenset()
+    gates: tuple[str, ...] = ()
+    has_forget_bias: bool = False
+    raw_input: bool = False
+    description: str = ""
+
+
+_REGISTRY: dict[str, CellSpec] = {}
+_lock = threading.Lock()
+_plugins_loaded = False
+_BROKEN: dict[str, str] = {}  # plugin name -> why it failed to load
+
+
+def _factory_options(factory: Callable[..., Any]) -> frozenset[str]:
+    """Keyword options a factory (or cell class) accepts besides the two sizes."""
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return frozenset()
+    skip = {"self", "input_size", "hidden_size"}
+    return frozenset(
+        p.name
+        for p in sig.parameters.values()
+        if p.name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    )
+
+
+def register(
+    name: str,
+    *,
+    options: Iterable[str] | None = None,
+    gates: Iterable[str] = (),
+    raw_input: bool = False,
+    description: str = "",
+    defaults: Mapping[str, Any] | None = None,
+    has_forget_bias: bool | None = None,
+    replace: bool = False,
+) -> Callable[[F], F]:
+    """Class or function decorator that registers a cell under ``name``.
+
+    The decorated object is called as ``factory(input_size, hidden_size, **options)`` and must
+    return a :class:`RecurrentCell`. ``options`` defaults to the keyword parameters of its
+    signature; ``defaults`` are preset values for some of them; ``has_forget_bias`` defaults to
+    whether ``forget_bias`` is among the options. Registering a taken name is a ConfigError
+    unless ``replace=True``.
+    """
+    if not isinstance(name, str) or not name or name != name.strip():
+        raise ConfigError(f"cell name must be a non-empty string without spaces, got {name!r}")
+
+    def decorator(factory: F) -> F:
+        opts = frozenset(options) if options is not None else _factory_options(factory)
+        preset = dict(defaults or {})
+        unknown = sorted(set(preset) - opts)
+        if unknown:
+            raise ConfigError(
+                f"cell {name!r}: preset options {unknown} are not among its options {sorted(opts)}"
+            )
+        gate_names = tuple(gates)
+        s = CellSpec(
+            name=name,
+            factory=factory,
+            defaults=MappingProxyType(preset),
+            options=opts,
+            gates=gate_names,
+            has_forget_bias="forget_bias" in opts if has_forget_bias is None else has_forget_bias,
+            raw_input=raw_input,
+            description=description or _first_line(factory.__doc__),
+        )
+        with _lock:
+            if name in _REGISTRY and not replace and _REGISTRY[name].factory is not factory:
+                raise ConfigError(f"cell name {name!r} is already registered")
+            _REGISTRY[name] = s
+        return factory
+
+    return decorator
+
+
+def unregister(name: str) -> None:
+    """Remove a registered cell (for tests and interactive use)."""
+    with _lock:
+        _REGISTRY.pop(name, None)
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().split("\n", 1)[0]
+
+
+def _load_plugins() -> None:
+    """Import the ``rnnopt.cells`` entry points once; each registers itself or is a factory.
+
+    A plugin that fails to load is remembered with its error: looking its name up raises a
+    ConfigError naming the plugin, while every other cell keeps working.
+    """
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+            if ep.name in _REGISTRY:
+                continue  # the module registered itself with @register on import
+            if isinstance(obj, CellSpec):
+                with _lock:
+                    _REGISTRY[ep.name] = obj
+            elif callable(obj):
+                register(ep.name)(obj)
+            else:
+                raise TypeError(f"{type(obj).__name__} is neither a cell factory nor a CellSpec")
+        except Exception as exc:
+            _BROKEN[ep.name] = (
+                f"cell plugin {ep.name!r} ({ep.value}, entry-point group {ENTRY_POINT_GROUP!r}) "
+                f"failed to load: {type(exc).__name__}: {exc}"
+            )
+            logger.warning("%s", _BROKEN[ep.name])
+            continue
+        logger.debug("loaded cell plugin %s from %s", ep.name, ep.value)
+
+
+def reload_plugins() -> None:
+    """Look at the entry points again (after installing a plugin in a running process)."""
+    global _plugins_loaded
+    _plugins_loaded = False
+    _BROKEN.clear()
+    _load_plugins()
+
+
+def names() -> list[str]:
+    """Every registered cell name, sorted."""
+    _load_plugins()
+    return sorted(_REGISTRY)
+
+
+def spec(name: str) -> CellSpec:
+    """The :class:`CellSpec` of ``name``; ConfigError listing the valid names if unknown."""
+    if name not in _REGISTRY:
+        _load_plugins()
+    if isinstance(name, str) and name in _BROKEN and name not in _REGISTRY:
+        raise ConfigError(_BROKEN[name])
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            f"unknown cell {name!r}; valid cells: {', '.join(names())}"
+        ) from None
+
+
+def resolve_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The preset's defaults overridden by ``options``; ConfigError for an unknown option."""
+    s = spec(name)
+    unknown = sorted(set(options) - s.options)
+    if unknown:
+        allowed = ", ".join(sorted(s.options)) or "none"
+        raise ConfigError(
+            f"cell {name!r} has no option {', '.join(map(repr, unknown))}; allowed: {allowed}"
+        )
+    return {**s.defaults, **options}
+
+
+def build(name: str, input_size: int, hidden_size: int, **options: Any) -> RecurrentCell:
+    """Build the cell ``name`` for ``input_size`` inputs and ``hidden_size`` units.
+
+    ``options`` override the preset's defaults. Unknown names or options, sizes <= 0 and
+    contradictory options raise ConfigError.
+    """
+    s = spec(name)
+    check_size("input_size", input_size)
+    check_size("hidden_size", hidden_size)
+    if s.raw_input and input_size != hidden_size:
+        raise ConfigError(
+            f"cell {name!r} uses raw x in its equations: input_size ({input_size}) must equal "
+            f"hidden_size ({hidden_size}); StackedRNN adds a projection for this"
+        )
+    cell = s.factory(input_size, hidden_size, **resolve_options(name, options))
+    if not isinstance(cell, RecurrentCell):
+        raise ConfigError(
+            f"cell {name!r}: factory returned {type(cell).__name__}, not a RecurrentCell"
+        )
+    return cell

@@ -1,0 +1,143 @@
+"""optuna-dashboard for rnnopt studies: markdown notes per study and a local server.
+
+``python -m rnnopt.dashboard --storage URL [--artifacts DIR] [--port 8080]`` writes a note to
+every rnnopt study that has none yet and serves optuna-dashboard on 127.0.0.1.
+
+The study layer calls :func:`write_study_note` when it creates a study, so the note (task, cell,
+space, budget, the command that reproduces it) is there from the first trial on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+
+from rnnopt.db import normalize_url
+from rnnopt.errors import ConfigError, StorageError
+
+__all__ = ["main", "note_markdown", "write_notes", "write_study_note"]
+
+logger = logging.getLogger(__name__)
+
+
+def _pretty_json(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value, indent=2, sort_keys=True)
+
+
+def note_markdown(study_name: str, user_attrs: dict[str, Any]) -> str:
+    """The markdown note of an rnnopt study, from its ``rnnopt.*`` user attributes."""
+    a = user_attrs
+    lines = [
+        f"# {study_name}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| task | `{a.get('rnnopt.task', '?')}` |",
+        f"| cell | `{a.get('rnnopt.cell', '?')}` |",
+        f"| mode | {a.get('rnnopt.mode', '?')} |",
+        f"| objective | validation {a.get('rnnopt.metric', '?')} "
+        f"({a.get('rnnopt.direction', '?')}) |",
+        f"| rnnopt version | {a.get('rnnopt.version', '?')} |",
+        "",
+    ]
+    if "rnnopt.budget" in a:
+        lines += ["## Budget", "", "```json", _pretty_json(a["rnnopt.budget"]), "```", ""]
+    if "rnnopt.space" in a:
+        lines += ["## Search space", "", "```json", _pretty_json(a["rnnopt.space"]), "```", ""]
+    if a.get("rnnopt.command"):
+        lines += ["## Reproduce", "", "```sh", str(a["rnnopt.command"]), "```", ""]
+    lines += [
+        "Trial user attributes: `n_params`, `hidden_size`, `tokens_per_s`, `device`, "
+        "`stop_reason`, `steps`, `test_metric`, `valid_metric`, `reason`. Intermediate values "
+        "are the validation metric keyed by training step.",
+    ]
+    return "\n".join(lines)
+
+
+def write_study_note(study: optuna.Study) -> None:
+    """Save the rnnopt markdown note on ``study`` (shown on its optuna-dashboard page)."""
+    from optuna_dashboard import save_note
+
+    save_note(study, note_markdown(study.study_name, study.user_attrs))
+
+
+def write_notes(storage: str | optuna.storages.BaseStorage, *, overwrite: bool = False) -> int:
+    """Write notes to every rnnopt study that has none (or all, with ``overwrite``); the count."""
+    from optuna_dashboard import get_note
+
+    written = 0
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if "rnnopt.task" not in summary.user_attrs:
+            continue
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        if overwrite or not get_note(study):
+            write_study_note(study)
+            written += 1
+    return written
+
+
+def _storage(url: str) -> optuna.storages.BaseStorage:
+    try:
+        return optuna.storages.RDBStorage(normalize_url(url))
+    except StorageError:
+        raise
+    except Exception as exc:
+        text = str(exc).strip().splitlines()
+        raise StorageError(
+            f"cannot open storage {url!r}: {text[0] if text else type(exc).__name__}"
+        ) from exc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from rnnopt._cli import setup_logging
+
+    parser = argparse.ArgumentParser(
+        prog="python -m rnnopt.dashboard", description="Serve optuna-dashboard on 127.0.0.1."
+    )
+    parser.add_argument("--storage", required=True, help="SQLAlchemy URL of the Optuna database")
+    parser.add_argument("--artifacts", help="directory of the file-system artifact store")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--no-notes", action="store_true",
+                        help="do not write notes to rnnopt studies that lack one")
+    args = parser.parse_args(argv)
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port {args.port} is not a TCP port (1-65535)")
+    setup_logging()
+    storage = _storage(args.storage)
+    if not args.no_notes:
+        count = write_notes(storage)
+        if count:
+            logger.info("wrote notes to %d rnnopt studies", count)
+    artifact_store = None
+    if args.artifacts:
+        from pathlib import Path
+
+        from optuna.artifacts import FileSystemArtifactStore
+
+        path = Path(args.artifacts)
+        if not path.is_dir():
+            raise ConfigError(f"--artifacts {args.artifacts!r} is not a directory")
+        artifact_store = FileSystemArtifactStore(str(path))
+    from optuna_dashboard import run_server
+
+    logger.info("optuna-dashboard on http://127.0.0.1:%d/dashboard/", args.port)
+    run_server(storage, host="127.0.0.1", port=args.port, artifact_store=artifact_store)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    from rnnopt._cli import run_cli
+
+    sys.exit(run_cli(main))

@@ -1,0 +1,68 @@
+"""The paper's hand-designed cells written as genomes (PAPER.md "Cells").
+
+``1 - z`` has no node of its own in the paper's node set, so the interpolations are written
+``z h + (1 - z) g = g + z (h - g)`` (GRU) and ``g z + h (1 - z) = h + z (g - h)`` (MUT1-3): the
+same functions.
+"""
+
+from __future__ import annotations
+
+from rnnopt.evolve.genome import Genome, parse
+
+__all__ = ["KNOWN_TEXTS", "known"]
+
+KNOWN_TEXTS: dict[str, str] = {
+    "lstm": (
+        "g=(tanh (lin x h)); i=(sigmoid (lin x h)); f=(sigmoid (lin x h)); "
+        "o=(sigmoid (lin x h)); cn=(+ (* f c) (* i g)); h'=(* o (tanh cn)); c'=cn"
+    ),
+    "gru": (
+        "r=(sigmoid (lin x h)); z=(sigmoid (lin x h)); g=(tanh (lin x (* r h))); "
+        "h'=(+ g (* z (- h g)))"
+    ),
+    "mut1": (
+        "z=(sigmoid (lin x)); r=(sigmoid (lin x h)); g=(tanh (+ (lin (* r h)) (tanh x))); "
+        "h'=(+ h (* z (- g h)))"
+    ),
+    "mut2": (
+        "z=(sigmoid (lin x h)); r=(sigmoid (+ x (lin h))); g=(tanh (lin (* r h) x)); "
+        "h'=(+ h (* z (- g h)))"
+    ),
+    "mut3": (
+        "z=(sigmoid (lin x (tanh h))); r=(sigmoid (lin x h)); g=(tanh (lin (* r h) x)); "
+        "h'=(+ h (* z (- g h)))"
+    ),
+}
+
+
+def known(name: str) -> Genome:
+    """The genome of a hand-designed cell: one of lstm, gru, mut1, mut2, mut3."""
+    from rnnopt.errors import ConfigError
+
+    if name not in KNOWN_TEXTS:
+        raise ConfigError(f"no genome for cell {name!r}; known: {', '.join(KNOWN_TEXTS)}")
+    return parse(KNOWN_TEXTS[name])
+
+
+def _names(*groups: tuple[str, ...]) -> dict[str, str]:
+    """Linear node k's operands and bias in canonical order -> the paper's names."""
+    out: dict[str, str] = {}
+    for k, group in enumerate(groups, start=1):
+        *weights, bias = group
+        out.update({f"W{k}_{j}": w for j, w in enumerate(weights)})
+        out[f"b{k}"] = bias
+    return out
+
+
+# Genome parameter names -> the hand-written cell's equation_parameters() names (by the
+# canonical order of the linear nodes; a test checks both sides are covered exactly).
+PAPER_NAMES: dict[str, dict[str, str]] = {
+    "lstm": _names(
+        ("W_hg", "W_xg", "b_g"), ("W_hi", "W_xi", "b_i"), ("W_hf", "W_xf", "b_f"),
+        ("W_ho", "W_xo", "b_o"),
+    ),
+    "gru": _names(("W_hr", "W_xr", "b_r"), ("W_hh", "W_xh", "b_h"), ("W_hz", "W_xz", "b_z")),
+    "mut1": _names(("W_xz", "b_z"), ("W_hr", "W_xr", "b_r"), ("W_hh", "b_h")),
+    "mut2": _names(("W_hz", "W_xz", "b_z"), ("W_hr", "b_r"), ("W_hh", "W_xh", "b_h")),
+    "mut3": _names(("W_hr", "W_xr", "b_r"), ("W_hh", "W_xh", "b_h"), ("W_hz", "W_xz", "b_z")),
+}

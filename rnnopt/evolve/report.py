@@ -1,0 +1,106 @@
+"""The search's results read back from the database: best genomes beside the known cells."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+
+from rnnopt.errors import StorageError
+from rnnopt.evolve.genome import parse
+from rnnopt.evolve.known import KNOWN_TEXTS, known
+
+__all__ = ["GenomeScore", "find_runs", "format_report", "scores"]
+
+
+@dataclass
+class GenomeScore:
+    genome: str
+    label: str  # lstm, gru, mut1-3 or "found"
+    best: dict[str, float]  # task -> best accuracy
+    evaluations: int
+    score: float | None  # min over tasks of best / GRU best
+
+
+def find_runs(storage: str | optuna.storages.BaseStorage) -> list[str]:
+    try:
+        summaries = optuna.get_all_study_names(storage=storage)
+    except Exception as exc:
+        raise StorageError(f"cannot read storage {storage!r}: {type(exc).__name__}: {exc}") from exc
+    return sorted(
+        n.split("/")[1] for n in summaries if n.startswith("evolve/") and n.endswith("/genomes")
+    )
+
+
+def scores(storage: str | optuna.storages.BaseStorage, run: str) -> tuple[list[str], list[GenomeScore]]:
+    """(tasks, one GenomeScore per evaluated genome), best score first; from the database only."""
+    try:
+        steps = optuna.load_study(study_name=f"evolve/{run}/genomes", storage=storage)
+        evals = optuna.load_study(study_name=f"evolve/{run}/evaluations", storage=storage)
+    except KeyError:
+        raise StorageError(f"no search run {run!r} in this storage; runs: {find_runs(storage)}") from None
+    tasks = steps.user_attrs.get("rnnopt.task", "").split(",")
+    best: dict[str, dict[str, float]] = {}
+    count: dict[str, int] = {}
+    for t in evals.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        g = t.user_attrs["genome"]
+        d = best.setdefault(g, {})
+        d[t.user_attrs["task"]] = max(d.get(t.user_attrs["task"], -math.inf), float(t.value))
+        count[g] = count.get(g, 0) + 1
+    labels = {known(k).text: k for k in KNOWN_TEXTS}
+    members = {
+        t.user_attrs["genome"]
+        for t in steps.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.user_attrs.get("status") in ("member", "evaluated")
+    }
+    gru = best.get(known("gru").text, {})
+    out = []
+    for g in members | (set(labels) & set(best)):
+        accs = best.get(g, {})
+        s = None
+        if all(t in accs and t in gru for t in tasks):
+            s = min(accs[t] / max(gru[t], 1e-12) for t in tasks)
+        out.append(GenomeScore(g, labels.get(g, "found"), accs, count.get(g, 0), s))
+    out.sort(key=lambda r: (r.score is None, -(r.score or 0.0), r.genome))
+    return tasks, out
+
+
+def format_report(storage: str, run: str | None = None, top: int = 5) -> str:
+    """Text report: a score table (known cells and the best found genomes) and their equations."""
+    runs = [run] if run else find_runs(storage)
+    if not runs:
+        raise StorageError(f"no architecture search runs in {storage!r}")
+    lines: list[str] = []
+    for r in runs:
+        tasks, rows = scores(storage, r)
+        found = [x for x in rows if x.label == "found"][:top]
+        shown = [x for x in rows if x.label != "found"] + found
+        shown.sort(key=lambda x: (x.score is None, -(x.score or 0.0)))
+        lines.append(f"# architecture search run {r!r}: tasks {', '.join(tasks)}")
+        lines.append("")
+        header = ["cell", "score", *tasks, "evals"]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "---|" * len(header))
+        ids = {}
+        for x in shown:
+            name = x.label if x.label != "found" else f"found-{len(ids) + 1}"
+            if x.label == "found":
+                ids[x.genome] = name
+            cells = [
+                name,
+                f"{x.score:.3f}" if x.score is not None else "-",
+                *(f"{x.best[t]:.4f}" if t in x.best else "-" for t in tasks),
+                str(x.evaluations),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        lines.append("score = min over tasks of (best accuracy / GRU's best accuracy)")
+        for g, name in ids.items():
+            lines.append("")
+            lines.append(f"## {name}")
+            lines.append(f"genome: {g}")
+            lines.append(parse(g).equations())
+        lines.append("")
+    return "\n".join(lines)

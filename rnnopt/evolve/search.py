@@ -1,0 +1,571 @@
+"""The paper's architecture search as two Optuna studies that any number of workers share.
+
+Layout (``<run>`` from ``--run``):
+
+- ``evolve/<run>/genomes``: one trial per search *step*. User attributes ``step`` (the step id,
+  kept by retries), ``kind`` (``seed``, ``reference``, ``mutant`` or ``reeval``), ``genome``
+  (canonical text), ``cell`` (registered name), ``parent``, ``mutation``, ``equations``; when done
+  ``status`` (``member``, ``rejected``, ``duplicate``, ``evaluated``), ``rejected_at`` and the
+  value = the genome's score, min over tasks of (best accuracy / GRU's best accuracy).
+- ``evolve/<run>/evaluations``: one trial per (genome, task, hyperparameter setting), value =
+  best validation accuracy; parameters ``lr``, ``clip_norm``, ``init_scale``, ``layers``; user
+  attributes ``slot`` (``<step>/<task>/<k>``, unique per evaluation), ``genome``, ``cell``,
+  ``task``, ``stage``, ``step``, ``stop_reason``, ``n_params``.
+
+Coordination happens through Optuna's trial states only. The worker that holds a step trial
+RUNNING is its only coordinator: it enqueues the step's evaluations (``enqueue_trial``) and
+decides the staged filter. Every worker claims WAITING evaluations (WAITING -> RUNNING is atomic
+in the storage), so no evaluation runs twice. Workers send heartbeats; a crashed worker's trials
+go stale and are failed; a stale step is re-queued with its attributes (the next claimant resumes
+it from the evaluations already stored) and a stale evaluation's slot is enqueued again by its
+step's coordinator. All state is read back from the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import RDBStorage, RetryFailedTrialCallback, fail_stale_trials
+from optuna.trial import FrozenTrial, TrialState
+
+from rnnopt.errors import ConfigError, StorageError
+from rnnopt.evolve.genome import Genome, parse
+from rnnopt.evolve.known import KNOWN_TEXTS, known
+from rnnopt.evolve.mutate import mutate
+
+__all__ = ["GRID", "Evolution", "SearchConfig", "study_names"]
+
+logger = logging.getLogger(__name__)
+
+# The paper's hyperparameter grids (PAPER.md, "unconfirmed" grids marked there).
+GRID: dict[str, tuple[Any, ...]] = {
+    "lr": (0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0),
+    "clip_norm": (1.0, 2.5, 5.0, 10.0, 20.0),
+    "init_scale": (0.3, 0.7, 1.0, 1.4, 2.0, 2.8),
+}
+SEEDS = ("lstm", "gru")
+LIVE = (TrialState.WAITING, TrialState.RUNNING)
+
+
+def study_names(run: str) -> tuple[str, str]:
+    """(genomes study, evaluations study) of a search run."""
+    return f"evolve/{run}/genomes", f"evolve/{run}/evaluations"
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """What a search run does; stored on the studies and checked again on resume."""
+
+    tasks: tuple[str, ...] = ("memorize", "arith", "xml")
+    run: str = "default"
+    generations: int = 100
+    settings: int = 20
+    population: int = 100
+    hidden_size: int = 64
+    layers: tuple[int, ...] = (1,)
+    max_steps: int = 2000
+    eval_interval: int | None = None
+    eval_batches: int | None = None
+    batch_size: int = 20
+    unroll: int = 35
+    threshold: float = 0.9
+    reeval_fraction: float = 0.2
+    references: tuple[str, ...] = ("mut1", "mut2", "mut3")
+    seed: int = 0
+    device: str = "cpu"
+    data_dir: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        import rnnopt.tasks
+
+        if not self.tasks:
+            raise ConfigError("--tasks needs at least one task, e.g. memorize,arith,xml")
+        for t in self.tasks:
+            if t not in rnnopt.tasks.names():
+                raise ConfigError(f"unknown task {t!r}; valid: {', '.join(rnnopt.tasks.names())}")
+            task = rnnopt.tasks.get(t, data_dir=self.data_dir)
+            if task.metric != "accuracy":
+                raise ConfigError(
+                    f"task {t!r} is scored by {task.metric}; the search needs accuracy tasks "
+                    "(memorize, arith, xml)"
+                )
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ConfigError(f"--tasks has a repeated task: {','.join(self.tasks)}")
+        for r in self.references:
+            if r not in KNOWN_TEXTS or r in SEEDS:
+                allowed = ", ".join(k for k in KNOWN_TEXTS if k not in SEEDS)
+                raise ConfigError(f"unknown reference cell {r!r}; allowed: {allowed}")
+        for name in ("generations", "settings", "population", "hidden_size", "max_steps",
+                     "batch_size", "unroll"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (name != "generations"):
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if not self.run or "/" in self.run:
+            raise ConfigError(f"run name must be non-empty without '/', got {self.run!r}")
+        if not 0 < self.threshold <= 1:
+            raise ConfigError(f"threshold must be in (0, 1], got {self.threshold!r}")
+        if not 0 <= self.reeval_fraction <= 1:
+            raise ConfigError(f"reeval_fraction must be in [0, 1], got {self.reeval_fraction!r}")
+        if not self.layers or any(n not in (1, 2, 3, 4) for n in self.layers):
+            raise ConfigError(f"layers must be a subset of 1-4, got {self.layers!r}")
+
+    def identity(self) -> dict[str, Any]:
+        """The settings a resumed or cooperating worker must share (everything but budget)."""
+        d = asdict(self)
+        for k in ("generations", "data_dir", "device"):
+            d.pop(k)
+        return json.loads(json.dumps(d))
+
+
+def _slot_rng(*parts: object) -> random.Random:
+    return random.Random(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest())
+
+
+def _retry_steps(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Heartbeat callback: re-queue a crashed worker's step, not its evaluations (their
+    coordinator enqueues missing slots itself, so they are never queued twice)."""
+    if study.study_name.endswith("/genomes"):
+        RetryFailedTrialCallback(max_retry=None)(study, trial)
+
+
+def open_storage(url: str, *, heartbeat: int = 30, grace: int | None = None) -> RDBStorage:
+    """An RDBStorage with heartbeats; StorageError for a bad or unreachable URL."""
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        engine_kwargs = {"connect_args": {"timeout": 120}}
+    else:
+        engine_kwargs = {"pool_pre_ping": True}
+    try:
+        return RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat,
+            grace_period=grace if grace is not None else 4 * heartbeat,
+            heartbeat_stale_trial_callback=_retry_steps,
+        )
+    except Exception as exc:
+        raise StorageError(f"cannot open storage {url!r}: {type(exc).__name__}: {exc}") from exc
+
+
+class Evolution:
+    """One worker of a search run. Several (processes, machines) may share a storage URL."""
+
+    def __init__(
+        self,
+        storage: str | RDBStorage,
+        config: SearchConfig,
+        *,
+        heartbeat: int = 30,
+        grace: int | None = None,
+        poll: float = 1.0,
+        worker: int = 0,
+    ) -> None:
+        self.config = config
+        self.storage = (
+            open_storage(storage, heartbeat=heartbeat, grace=grace)
+            if isinstance(storage, str)
+            else storage
+        )
+        self.poll = poll
+        self.worker = worker
+        gname, ename = study_names(config.run)
+        try:
+            self.genomes = optuna.create_study(
+                study_name=gname, storage=self.storage, direction="maximize", load_if_exists=True
+            )
+            self.evals = optuna.create_study(
+                study_name=ename, storage=self.storage, direction="maximize", load_if_exists=True
+            )
+        except Exception as exc:
+            raise StorageError(f"cannot open the search studies: {type(exc).__name__}: {exc}") from exc
+        self._check_identity()
+        self._eval_study_id = self.storage.get_study_id_from_name(ename)
+        self._genome_study_id = self.storage.get_study_id_from_name(gname)
+        self._held: set[int] = set()
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, daemon=True)
+        self._beat.start()
+        self._gru = known("gru").text
+
+    # -- infrastructure -----------------------------------------------------------------------
+    def _check_identity(self) -> None:
+        ident = json.dumps(self.config.identity(), sort_keys=True)
+        for study in (self.genomes, self.evals):
+            stored = study.user_attrs.get("rnnopt.evolve")
+            if stored is None:
+                study.set_user_attr("rnnopt.evolve", ident)
+                study.set_user_attr("rnnopt.mode", "evolve")
+                study.set_user_attr("rnnopt.task", ",".join(self.config.tasks))
+                study.set_user_attr("rnnopt.metric", "accuracy")
+                study.set_user_attr("rnnopt.direction", "maximize")
+            elif stored != ident:
+                old = json.loads(stored)
+                diff = sorted(k for k in old if old[k] != self.config.identity().get(k))
+                raise ConfigError(
+                    f"run {self.config.run!r} exists with different settings ({', '.join(diff)}); "
+                    "use the same options to resume, or a new --run name"
+                )
+
+    def _heartbeat(self) -> None:
+        interval = self.storage.get_heartbeat_interval() or 30
+        while not self._stop.wait(max(0.2, interval / 2)):
+            for tid in list(self._held):
+                try:
+                    self.storage.record_heartbeat(tid)
+                except Exception:  # a lost beat is retried on the next tick
+                    logger.debug("heartbeat for trial %d failed", tid, exc_info=True)
+
+    def _hold(self, trial_id: int) -> None:
+        self.storage.record_heartbeat(trial_id)
+        self._held.add(trial_id)
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def _fail_stale(self) -> None:
+        fail_stale_trials(self.genomes)
+        fail_stale_trials(self.evals)
+
+    def _pop(self, study: optuna.Study, study_id: int, candidates: Iterable[FrozenTrial]) -> optuna.Trial | None:
+        """Claim the first WAITING trial another worker has not (WAITING -> RUNNING)."""
+        for ft in candidates:
+            tid = self.storage.get_trial_id_from_study_id_trial_number(study_id, ft.number)
+            try:
+                if not self.storage.set_trial_state_values(tid, state=TrialState.RUNNING):
+                    continue
+            except UpdateFinishedTrialError:
+                continue
+            self._hold(tid)
+            return optuna.Trial(study, tid)
+        return None
+
+    def _tell(self, study: optuna.Study, trial: optuna.Trial, value: float) -> None:
+        study.tell(trial, value)
+        self._held.discard(trial._trial_id)
+
+    # -- reading the database -----------------------------------------------------------------
+    def steps(self) -> list[FrozenTrial]:
+        return self.genomes.get_trials(deepcopy=False)
+
+    def best_accuracies(self) -> dict[str, dict[str, float]]:
+        """genome text -> task -> best accuracy over its finished evaluations."""
+        best: dict[str, dict[str, float]] = defaultdict(dict)
+        for t in self.evals.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            g, task = t.user_attrs["genome"], t.user_attrs["task"]
+            best[g][task] = max(best[g].get(task, -math.inf), float(t.value))
+        return best
+
+    def score(self, accs: dict[str, float], gru: dict[str, float]) -> float | None:
+        """min over tasks of accuracy / GRU accuracy (None until every task has a result)."""
+        if any(t not in accs or t not in gru for t in self.config.tasks):
+            return None
+        return min(accs[t] / max(gru[t], 1e-12) for t in self.config.tasks)
+
+    def population(self) -> list[tuple[float, str]]:
+        """The best ``population`` members as (score, genome text), best first."""
+        best = self.best_accuracies()
+        gru = best.get(self._gru, {})
+        members = {
+            t.user_attrs["genome"]
+            for t in self.steps()
+            if t.state == TrialState.COMPLETE
+            and t.user_attrs.get("status") == "member"
+        }
+        scored = []
+        for g in members:
+            s = self.score(best.get(g, {}), gru)
+            if s is not None:
+                scored.append((s, g))
+        scored.sort(key=lambda p: (-p[0], p[1]))
+        return scored[: self.config.population]
+
+    # -- the worker loop ----------------------------------------------------------------------
+    def work(self, max_idle: float | None = None) -> None:
+        """Run until the run's budget of steps is used and nothing is left to evaluate."""
+        idle_since = time.monotonic()
+        try:
+            while True:
+                self._fail_stale()
+                step = self._claim_step()
+                if step is not None:
+                    self._run_step(step)
+                    idle_since = time.monotonic()
+                    continue
+                if self._run_one_eval():
+                    idle_since = time.monotonic()
+                    continue
+                if self._finished():
+                    return
+                if max_idle is not None and time.monotonic() - idle_since > max_idle:
+                    logger.info("worker %d: idle for %.0fs, leaving", self.worker, max_idle)
+                    return
+                time.sleep(self.poll)
+        finally:
+            self.close()
+
+    def _finished(self) -> bool:
+        steps = self.steps()
+        if any(t.state in LIVE for t in steps):
+            return False
+        if self.evals.get_trials(deepcopy=False, states=LIVE):
+            return False
+        return self._budget_left(steps) <= 0 and self._seeds_to_create(steps) == []
+
+    def _budget_left(self, steps: list[FrozenTrial]) -> int:
+        searched = {
+            t.user_attrs["step"] for t in steps if t.user_attrs.get("kind") in ("mutant", "reeval")
+        }
+        return self.config.generations - len(searched)
+
+    def _seeds_to_create(self, steps: list[FrozenTrial]) -> list[tuple[str, str]]:
+        have = {(t.user_attrs.get("kind"), t.user_attrs.get("genome")) for t in steps}
+        want = [("seed", s) for s in SEEDS] + [("reference", r) for r in self.config.references]
+        return [(kind, name) for kind, name in want if (kind, known(name).text) not in have]
+
+    def _claim_step(self) -> optuna.Trial | None:
+        steps = self.steps()
+        waiting = sorted(
+            (t for t in steps if t.state == TrialState.WAITING),
+            key=lambda t: (t.user_attrs.get("kind") not in ("seed", "reference"), t.number),
+        )
+        trial = self._pop(self.genomes, self._genome_study_id, waiting)
+        if trial is not None:
+            logger.info("worker %d: resuming step %s", self.worker, trial.user_attrs.get("step"))
+            return trial
+        plan = self._plan(steps)
+        if plan is None:
+            return None
+        trial = self.genomes.ask()
+        self._hold(trial._trial_id)
+        if "step" in trial.user_attrs:  # ask() handed us a re-queued step: do that instead
+            return trial
+        plan["step"] = trial.number
+        for k, v in plan.items():
+            trial.set_user_attr(k, v)
+        logger.info(
+            "worker %d: step %d %s %s", self.worker, trial.number, plan["kind"], plan["genome"]
+        )
+        return trial
+
+    def _plan(self, steps: list[FrozenTrial]) -> dict[str, Any] | None:
+        seeds = self._seeds_to_create(steps)
+        if seeds:
+            kind, name = seeds[0]
+            g = known(name)
+            return {"kind": kind, "genome": g.text, "reference": name, "parent": "", "mutation": ""}
+        gru_done = any(
+            t.state == TrialState.COMPLETE and t.user_attrs.get("kind") == "seed"
+            and t.user_attrs.get("genome") == self._gru and t.user_attrs.get("status") == "member"
+            for t in steps
+        )
+        if not gru_done or self._budget_left(steps) <= 0:
+            return None
+        pop = self.population()
+        if not pop:
+            return None
+        rng = random.Random(f"{self.config.seed}/{len(steps)}/{self.worker}/{time.time_ns()}")
+        _, parent = rng.choice(pop)
+        if rng.random() < self.config.reeval_fraction:
+            return {"kind": "reeval", "genome": parent, "parent": parent, "mutation": ""}
+        seen = {t.user_attrs.get("genome") for t in steps}
+        child = None
+        for _ in range(50):
+            child, op = mutate(parse(parent), rng)
+            if child.text not in seen:
+                break
+        else:
+            return {"kind": "reeval", "genome": parent, "parent": parent, "mutation": ""}
+        return {"kind": "mutant", "genome": child.text, "parent": parent, "mutation": op}
+
+    # -- one step -----------------------------------------------------------------------------
+    def _run_step(self, trial: optuna.Trial) -> None:
+        attrs = dict(trial.user_attrs)
+        step, kind, text = attrs["step"], attrs["kind"], attrs["genome"]
+        genome = parse(text)
+        trial.set_user_attr("cell", genome.cell_name)
+        trial.set_user_attr("equations", genome.equations())
+        if kind in ("seed", "reference", "mutant") and self._is_duplicate(step, kind, text):
+            trial.set_user_attr("status", "duplicate")
+            self._tell(self.genomes, trial, 0.0)
+            return
+        if kind == "mutant":
+            stages = [[t] for t in self.config.tasks]
+        else:
+            stages = [list(self.config.tasks)]
+        for number, tasks in enumerate(stages):
+            self._complete_stage(step, genome, number, tasks)
+            if kind != "mutant":
+                continue
+            task = tasks[0]
+            gru = self._wait_for_gru(task)
+            mine = self._best_in_step(step, task)
+            if mine < self.config.threshold * gru:
+                logger.info(
+                    "step %s: rejected at %s (%.4f < %.2f x GRU %.4f)",
+                    step, task, mine, self.config.threshold, gru,
+                )
+                trial.set_user_attr("status", "rejected")
+                trial.set_user_attr("rejected_at", task)
+                self._tell(self.genomes, trial, 0.0)
+                return
+        best = self.best_accuracies()
+        gru_best = best.get(self._gru, {})
+        for t in self.config.tasks:
+            if t in best.get(text, {}):
+                trial.set_user_attr(f"best_{t}", best[text][t])
+        s = self.score(best.get(text, {}), gru_best)
+        trial.set_user_attr("status", "member" if kind in ("seed", "mutant") else "evaluated")
+        self._tell(self.genomes, trial, float(s if s is not None else 0.0))
+        logger.info("step %s (%s) done: score %s", step, kind, s)
+
+    def _is_duplicate(self, step: int, kind: str, text: str) -> bool:
+        return any(
+            t.user_attrs.get("genome") == text
+            and t.user_attrs.get("kind") in ("seed", "reference", "mutant")
+            and t.user_attrs.get("step", math.inf) < step
+            for t in self.steps()
+        )
+
+    def _best_in_step(self, step: int, task: str) -> float:
+        values = [
+            float(t.value)
+            for t in self.evals.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get("step") == step and t.user_attrs.get("task") == task
+        ]
+        return max(values, default=0.0)
+
+    def _wait_for_gru(self, task: str) -> float:
+        """The GRU's best accuracy on ``task`` once its seed step is done (helping meanwhile)."""
+        while True:
+            done = [
+                t for t in self.steps()
+                if t.user_attrs.get("kind") == "seed" and t.user_attrs.get("genome") == self._gru
+                and t.state == TrialState.COMPLETE and t.user_attrs.get("status") == "member"
+            ]
+            if done:
+                return self.best_accuracies().get(self._gru, {}).get(task, 0.0)
+            self._wait_a_little(seed_steps=True)
+
+    def _wait_a_little(self, seed_steps: bool = False) -> None:
+        self._fail_stale()
+        if seed_steps:
+            waiting = [
+                t for t in self.steps()
+                if t.state == TrialState.WAITING and t.user_attrs.get("kind") == "seed"
+            ]
+            trial = self._pop(self.genomes, self._genome_study_id, waiting)
+            if trial is not None:
+                self._run_step(trial)
+                return
+        if not self._run_one_eval():
+            time.sleep(self.poll)
+
+    def _complete_stage(self, step: int, genome: Genome, stage: int, tasks: list[str]) -> None:
+        """Enqueue this stage's missing evaluation slots and work until all are finished."""
+        while True:
+            self._fail_stale()
+            slots = {
+                f"{step}/{task}/{k}": (task, k) for task in tasks for k in range(self.config.settings)
+            }
+            status: dict[str, set[TrialState]] = defaultdict(set)
+            for t in self.evals.get_trials(deepcopy=False):
+                if t.user_attrs.get("slot") in slots:
+                    status[t.user_attrs["slot"]].add(t.state)
+            pending = False
+            for slot, (task, k) in slots.items():
+                states = status.get(slot, set())
+                if TrialState.COMPLETE in states:
+                    continue
+                pending = True
+                if not states & set(LIVE):
+                    self._enqueue(slot, step, genome, stage, task, k)
+            if not pending:
+                return
+            own = [
+                t for t in self.evals.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+                if t.user_attrs.get("slot") in slots
+            ]
+            if not self._run_one_eval(prefer=own):
+                time.sleep(self.poll)
+
+    def _enqueue(self, slot: str, step: int, genome: Genome, stage: int, task: str, k: int) -> None:
+        rng = _slot_rng(self.config.run, self.config.seed, slot)
+        params = {name: rng.choice(values) for name, values in GRID.items()}
+        params["layers"] = rng.choice(self.config.layers)
+        self.evals.enqueue_trial(
+            params,
+            user_attrs={
+                "slot": slot, "step": step, "genome": genome.text, "cell": genome.cell_name,
+                "task": task, "stage": stage, "train_seed": rng.randrange(2**31),
+            },
+        )
+
+    # -- one evaluation -----------------------------------------------------------------------
+    def _run_one_eval(self, prefer: list[FrozenTrial] | None = None) -> bool:
+        waiting = list(prefer or []) + self.evals.get_trials(
+            deepcopy=False, states=(TrialState.WAITING,)
+        )
+        trial = self._pop(self.evals, self._eval_study_id, waiting)
+        if trial is None:
+            return False
+        self._evaluate(trial)
+        return True
+
+    def _evaluate(self, trial: optuna.Trial) -> None:
+        from rnnopt.evolve.cell import register_genome
+        from rnnopt.train import TrainConfig, train
+
+        attrs = trial.user_attrs
+        params = {name: trial.suggest_categorical(name, list(values)) for name, values in GRID.items()}
+        params["layers"] = trial.suggest_categorical("layers", list(self.config.layers))
+        cfg = self.config
+        value, reason = 0.0, ""
+        try:
+            name = register_genome(attrs["genome"])
+            interval = cfg.eval_interval or max(1, cfg.max_steps // 4)
+            tc = TrainConfig(
+                task=attrs["task"], cell=name, hidden_size=cfg.hidden_size,
+                layers=params["layers"], lr=params["lr"], clip_norm=params["clip_norm"],
+                init_scale=params["init_scale"], max_steps=cfg.max_steps,
+                eval_interval=min(interval, cfg.max_steps), eval_batches=cfg.eval_batches,
+                batch_size=cfg.batch_size, unroll=cfg.unroll, seed=attrs["train_seed"],
+                device=cfg.device, data_dir=cfg.data_dir,
+            )
+
+            def on_eval(step: int, metrics: dict[str, float]) -> None:
+                acc = metrics.get("accuracy")
+                if acc is not None and math.isfinite(acc):
+                    trial.report(float(acc), step)
+
+            result = train(tc, on_eval=on_eval)
+            stop = result.stop_reason
+            if result.best_valid is not None and math.isfinite(result.best_valid):
+                value = float(result.best_valid)
+            trial.set_user_attr("n_params", result.n_params)
+            trial.set_user_attr("tokens_per_s", result.tokens_per_s)
+            trial.set_user_attr("steps", result.steps)
+            reason = result.message
+        except (ConfigError, RuntimeError, FloatingPointError) as exc:
+            # A genome that cannot be trained scores 0 on this setting; the search goes on.
+            stop, reason = "failed", f"{type(exc).__name__}: {exc}"
+            logger.warning("evaluation %s failed: %s", attrs.get("slot"), reason)
+        trial.set_user_attr("stop_reason", stop)
+        if reason:
+            trial.set_user_attr("reason", reason[:500])
+        self._tell(self.evals, trial, value)
+        logger.info(
+            "worker %d: %s %s = %.4f (%s)", self.worker, attrs.get("slot"), attrs.get("task"),
+            value, stop,
+        )

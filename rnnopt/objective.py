@@ -1,0 +1,230 @@
+"""The thin Optuna adapter: trial -> TrainConfig -> train -> report / prune -> user attributes.
+
+Stop reasons and trial states:
+
+- ``finished`` / ``time_limit``: COMPLETE; the value is the best validation metric of the run.
+- ``pruned`` (the study's pruner): PRUNED, ``reason`` says at which step and value.
+- ``diverged`` (non-finite loss or metric): PRUNED, not FAIL, so that samplers learn the
+  region is bad and the trial still counts toward ``--n-trials``; ``reason`` holds the
+  trainer's message.
+- an exception in training: FAIL with ``stop_reason=failed`` and the error as ``reason``.
+
+Checkpoints go to the artifact store after each checkpointing evaluation; the trial's user
+attributes ``checkpoint_artifact`` / ``checkpoint_step`` point at the latest one. A trial that
+Optuna re-queues after its worker died (``RetryHeartbeatStaleTrialCallback``) inherits those
+attributes from its crashed parent and resumes from that checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from rnnopt import space as space_mod
+
+__all__ = ["TrialOutcome", "make_objective", "retried_from", "train_settings"]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_ATTR = "checkpoint_artifact"
+CHECKPOINT_STEP_ATTR = "checkpoint_step"
+RESUMED_ATTR = "resumed_from_step"
+
+
+def train_settings(
+    values: Mapping[str, Any], cell: str, cell_spec: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split suggested values into TrainConfig keys and cell options (the gate flags)."""
+    config: dict[str, Any] = {}
+    cell_options: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in space_mod.GATE_NAMES:
+            if name in cell_spec.gates:
+                cell_options[name] = bool(value)
+        elif name == "forget_bias":
+            if cell_spec.has_forget_bias:
+                config[name] = float(value)
+        elif name in ("layers", "hidden_size", "param_budget"):
+            config[name] = int(value)
+        else:
+            config[name] = float(value)
+    return config, cell_options
+
+
+@dataclass
+class TrialOutcome:
+    """What the objective learned about the last trial (for progress lines)."""
+
+    stop_reason: str = ""
+    value: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def make_objective(
+    *,
+    task: str,
+    cell: str | None,
+    space: Mapping[str, Any],
+    base: Mapping[str, Any],
+    metric: str,
+    artifact_store: Any,
+    seed: int = 0,
+    on_outcome: Callable[[TrialOutcome], None] | None = None,
+) -> Callable[[optuna.trial.Trial], float]:
+    """Return ``objective(trial) -> float`` for one study.
+
+    ``cell`` is None in search mode (the space then holds a ``cell`` parameter). ``base`` holds
+    the fixed TrainConfig keys (max_steps, eval_interval, batch_size, device, data_dir, ...).
+    The training seed is ``seed + n`` where ``n`` is the number of the original trial, so a
+    retried trial trains the same model as its crashed parent.
+    """
+    from rnnopt import cells as cell_registry
+    from rnnopt.train import TrainConfig, train
+
+    def objective(trial: optuna.trial.Trial) -> float:
+        chosen, values = space_mod.suggest(trial, space)
+        cell_name = chosen or cell
+        assert cell_name is not None
+        spec = cell_registry.spec(cell_name)
+        extra, gate_options = train_settings(values, cell_name, spec)
+        config_dict = dict(base)
+        config_dict.update(extra)
+        config_dict["cell_options"] = {**dict(base.get("cell_options", {})), **gate_options}
+        origin = retried_from(trial)
+        config_dict.update(task=task, cell=cell_name, seed=seed + (origin or trial.number))
+        config = TrainConfig(**config_dict)
+        trial.set_user_attr("cell", cell_name)
+
+        resume: bytes | None = None
+        artifact_id = trial.user_attrs.get(CHECKPOINT_ATTR)
+        if artifact_id:
+            resume = _download(artifact_store, artifact_id)
+            if resume is not None:
+                trial.set_user_attr(RESUMED_ATTR, trial.user_attrs.get(CHECKPOINT_STEP_ATTR))
+                logger.info(
+                    "trial %d resumes trial %s from its checkpoint at step %s",
+                    trial.number,
+                    origin,
+                    trial.user_attrs.get(CHECKPOINT_STEP_ATTR),
+                )
+
+        state = {"step": 0, "reason": None}
+
+        def on_eval(step: int, metrics: dict[str, float]) -> bool:
+            state["step"] = step
+            value = metrics.get(metric)
+            if value is None or not math.isfinite(value):
+                return False  # the trainer itself stops diverged runs
+            trial.report(float(value), step)
+            if trial.should_prune():
+                state["reason"] = f"pruned by the pruner at step {step} ({metric}={value:.4g})"
+                return True
+            return False
+
+        def on_checkpoint(blob: bytes) -> None:
+            old = trial.user_attrs.get(CHECKPOINT_ATTR)
+            new = _upload(artifact_store, trial, blob)
+            trial.set_user_attr(CHECKPOINT_ATTR, new)
+            trial.set_user_attr(CHECKPOINT_STEP_ATTR, state["step"])
+            # Keep only the latest checkpoint (the parent's stays for a retried twin).
+            if old and old != artifact_id:
+                try:
+                    artifact_store.remove(old)
+                except Exception as exc:
+                    logger.debug("could not remove old checkpoint %s: %s", old, exc)
+
+        try:
+            result = train(config, on_eval=on_eval, on_checkpoint=on_checkpoint, resume=resume)
+        except Exception as exc:
+            trial.set_user_attr("stop_reason", "failed")
+            trial.set_user_attr("reason", f"{type(exc).__name__}: {exc}"[:1000])
+            _report(on_outcome, "failed")
+            raise
+        _record(trial, result, metric)
+        if result.stop_reason == "pruned":
+            reason = state["reason"] or result.message or "pruned"
+            trial.set_user_attr("reason", reason)
+            _report(on_outcome, "pruned")
+            raise optuna.TrialPruned(reason)
+        if result.stop_reason == "diverged":
+            reason = f"diverged: {result.message}" if result.message else "diverged"
+            trial.set_user_attr("reason", reason)
+            _report(on_outcome, "diverged")
+            raise optuna.TrialPruned(reason)
+        value = result.best_valid
+        if value is None or not math.isfinite(value):
+            value = result.valid_metrics.get(metric) if result.valid_metrics else None
+        if value is None or not math.isfinite(value):
+            trial.set_user_attr("reason", "no finite validation metric")
+            _report(on_outcome, "diverged")
+            raise optuna.TrialPruned("no finite validation metric")
+        _report(on_outcome, result.stop_reason, float(value))
+        return float(value)
+
+    return objective
+
+
+def retried_from(trial: optuna.trial.Trial) -> int | None:
+    """Number of the original trial this one retries (the ``failed_trial`` system attribute
+    that ``RetryHeartbeatStaleTrialCallback`` writes), or None."""
+    # optuna.trial.Trial has no public system_attrs in Optuna 5; read the stored trial.
+    frozen = trial.study._storage.get_trial(trial._trial_id)
+    return frozen.system_attrs.get("failed_trial")
+
+
+def _report(cb: Callable[[TrialOutcome], None] | None, reason: str, value: Any = None) -> None:
+    if cb is not None:
+        cb(TrialOutcome(reason, value))
+
+
+def _record(trial: optuna.trial.Trial, result: Any, metric: str) -> None:
+    def finite(x: Any) -> float | None:
+        return float(x) if isinstance(x, int | float) and math.isfinite(x) else None
+
+    attrs = {
+        "n_params": int(result.n_params),
+        "hidden_size": int(result.hidden_size),
+        "tokens_per_s": finite(result.tokens_per_s),
+        "device": str(result.device),
+        "stop_reason": str(result.stop_reason),
+        "steps": int(result.steps),
+        "valid_metric": finite((result.valid_metrics or {}).get(metric)),
+        "test_metric": finite((result.test_metrics or {}).get(metric)),
+    }
+    if result.message and result.stop_reason != "finished":
+        attrs["reason"] = str(result.message)[:1000]
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+
+
+def _upload(store: Any, trial: optuna.trial.Trial, blob: bytes) -> str:
+    from optuna.artifacts import upload_artifact
+
+    fd, path = tempfile.mkstemp(prefix=f"rnnopt-trial{trial.number}-", suffix=".pt")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+        return upload_artifact(
+            artifact_store=store,
+            file_path=path,
+            study_or_trial=trial,
+            mimetype="application/octet-stream",
+        )
+    finally:
+        os.unlink(path)
+
+
+def _download(store: Any, artifact_id: str) -> bytes | None:
+    try:
+        with store.open_reader(artifact_id) as fh:
+            return fh.read()
+    except Exception as exc:
+        logger.warning("checkpoint %s not readable (%s); the retry starts from scratch", artifact_id, exc)
+        return None

@@ -1,0 +1,695 @@
+"""The cross-architecture report: Table 1 beside the paper, importance, ablations, plots.
+
+``python -m rnnopt.report --storage URL [--task T ...] [--format md|html|csv] [--out DIR]``
+
+Reads rnnopt studies (those with the study user attribute ``rnnopt.task``) through Optuna's API,
+groups their trials by (task, cell) (in search mode the cell is the trial's ``cell`` parameter)
+and writes:
+
+- Table 1 (cells x tasks): our best validation value beside the published one (rnnopt.paper);
+- per cell and task, hyperparameter importance (fANOVA by default, as in Greff et al.);
+- an ablation summary: LSTM against LSTM-i/-o/-f/-b, gate parameters True vs False, forget bias;
+- PNG plots: validation curves, best value vs compute (training steps), importance bars;
+- warnings: a best value whose parameter sits at the edge of its range; too few completed trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import logging
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import FrozenTrial, TrialState
+
+from rnnopt import paper
+from rnnopt.db import normalize_url
+from rnnopt.errors import ConfigError, StorageError
+
+__all__ = [
+    "Group",
+    "Report",
+    "build_report",
+    "load_groups",
+    "main",
+    "write_report",
+]
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("md", "html", "csv")
+IMPORTANCE_METHODS = ("fanova", "ped-anova", "mdi")
+GATE_PARAMS = ("input_gate", "output_gate", "forget_gate")
+LSTM_ABLATIONS = ("lstm-i", "lstm-o", "lstm-f", "lstm-b")
+# A best value within this fraction of its range (log-scaled for log ranges) is "at the edge".
+EDGE_FRACTION = 0.02
+
+
+@dataclass
+class Group:
+    """All trials of one (task, cell) pair, across every study that holds them."""
+
+    task: str
+    cell: str
+    direction: str  # "maximize" | "minimize"
+    metric: str
+    studies: list[str] = field(default_factory=list)
+    trials: list[FrozenTrial] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}/{self.cell}"
+
+    @property
+    def complete(self) -> list[FrozenTrial]:
+        return [
+            t for t in self.trials
+            if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)
+        ]
+
+    def count(self, state: TrialState) -> int:
+        return sum(1 for t in self.trials if t.state == state)
+
+    @property
+    def best(self) -> FrozenTrial | None:
+        done = self.complete
+        if not done:
+            return None
+        pick = max if self.direction == "maximize" else min
+        return pick(done, key=lambda t: t.value)
+
+    @property
+    def steps(self) -> int:
+        return sum(_int_attr(t, "steps") for t in self.trials)
+
+    def median_top10(self) -> float | None:
+        values = sorted((t.value for t in self.complete), reverse=self.direction == "maximize")
+        if not values:
+            return None
+        return median(values[: math.ceil(len(values) / 10)])
+
+    def better(self, a: float, b: float) -> bool:
+        return a > b if self.direction == "maximize" else a < b
+
+
+@dataclass
+class Report:
+    """Everything the report shows, as data (rendered by :func:`write_report`)."""
+
+    storage: str
+    groups: dict[tuple[str, str], Group]
+    tasks: list[str]
+    cells: list[str]
+    importance: dict[tuple[str, str], dict[str, float]]
+    importance_method: str
+    ablation: list[dict[str, Any]]
+    warnings: list[str]
+    notes: list[str]
+    min_trials: int
+
+    def leaderboard(self) -> list[dict[str, Any]]:
+        rows = []
+        for (task, cell), g in sorted(self.groups.items()):
+            best = g.best
+            rows.append({
+                "task": task, "cell": cell, "direction": g.direction, "metric": g.metric,
+                "n_trials": len(g.trials), "n_complete": len(g.complete),
+                "n_pruned": g.count(TrialState.PRUNED), "n_failed": g.count(TrialState.FAIL),
+                "best_value": None if best is None else best.value,
+                "median_top10": g.median_top10(),
+                "best_test": None if best is None else _float_attr(best, "test_metric"),
+                "steps": g.steps,
+            })
+        return rows
+
+    def table1(self) -> list[dict[str, Any]]:
+        """One row per (cell, task): our best value and the paper's, for the Table 1 layout."""
+        rows = []
+        for cell in self.cells:
+            for task in self.tasks:
+                g = self.groups.get((task, cell))
+                best = None if g is None else g.best
+                rows.append({
+                    "cell": cell, "task": task,
+                    "ours": None if best is None else best.value,
+                    "metric": None if g is None else g.metric,
+                    "n_complete": 0 if g is None else len(g.complete),
+                    "paper": paper.paper_value(cell, task),
+                })
+        return rows
+
+
+def _int_attr(trial: FrozenTrial, key: str) -> int:
+    value = trial.user_attrs.get(key)
+    return int(value) if isinstance(value, int | float) and math.isfinite(value) else 0
+
+
+def _float_attr(trial: FrozenTrial, key: str) -> float | None:
+    value = trial.user_attrs.get(key)
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _open_storage(url: str) -> optuna.storages.BaseStorage:
+    try:
+        return optuna.storages.RDBStorage(normalize_url(url))
+    except StorageError:
+        raise
+    except Exception as exc:  # driver / SQLAlchemy errors become one line
+        text = str(exc).strip().splitlines()
+        raise StorageError(
+            f"cannot open storage {url!r}: {text[0] if text else type(exc).__name__}"
+        ) from exc
+
+
+def load_groups(
+    storage_url: str, tasks: Sequence[str] | None = None
+) -> dict[tuple[str, str], Group]:
+    """Group every trial of every rnnopt study at ``storage_url`` by (task, cell)."""
+    storage = _open_storage(storage_url)
+    summaries = [
+        s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+        if "rnnopt.task" in s.user_attrs
+    ]
+    if not summaries:
+        raise StorageError(f"no rnnopt studies in {storage_url!r} (no study has rnnopt.task)")
+    available = sorted({str(s.user_attrs["rnnopt.task"]) for s in summaries})
+    if tasks:
+        unknown = [t for t in tasks if t not in available]
+        if unknown:
+            raise ConfigError(
+                f"unknown task {unknown[0]!r}: this storage has studies for {', '.join(available)}"
+            )
+    groups: dict[tuple[str, str], Group] = {}
+    for summary in summaries:
+        attrs = summary.user_attrs
+        task = str(attrs["rnnopt.task"])
+        if tasks and task not in tasks:
+            continue
+        direction = str(attrs.get("rnnopt.direction") or summary.direction.name.lower())
+        metric = str(attrs.get("rnnopt.metric") or "value")
+        study_cell = str(attrs.get("rnnopt.cell") or "*")
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        for trial in study.get_trials(deepcopy=False):
+            cell = study_cell
+            if cell == "*":
+                cell = str(trial.params.get("cell") or trial.user_attrs.get("cell") or "?")
+            group = groups.setdefault(
+                (task, cell), Group(task=task, cell=cell, direction=direction, metric=metric)
+            )
+            if summary.study_name not in group.studies:
+                group.studies.append(summary.study_name)
+            group.trials.append(trial)
+    return groups
+
+
+def _evaluator(method: str) -> optuna.importance.BaseImportanceEvaluator:
+    if method == "fanova":
+        return optuna.importance.FanovaImportanceEvaluator(seed=0)
+    if method == "ped-anova":
+        return optuna.importance.PedAnovaImportanceEvaluator()
+    if method == "mdi":
+        return optuna.importance.MeanDecreaseImpurityImportanceEvaluator(seed=0)
+    raise ConfigError(
+        f"unknown importance method {method!r}; allowed: {', '.join(IMPORTANCE_METHODS)}"
+    )
+
+
+def _importance(group: Group, method: str) -> dict[str, float]:
+    """Hyperparameter importance over the group's completed trials (cell parameter dropped)."""
+    study = optuna.create_study(direction=group.direction)
+    for t in group.complete:
+        params = {k: v for k, v in t.params.items() if k != "cell"}
+        study.add_trial(optuna.trial.create_trial(
+            params=params,
+            distributions={k: t.distributions[k] for k in params},
+            value=t.value,
+        ))
+    importances = optuna.importance.get_param_importances(
+        study, evaluator=_evaluator(method), normalize=True
+    )
+    return {k: float(v) for k, v in importances.items()}
+
+
+def _edge_warning(name: str, value: Any, dist: BaseDistribution) -> str | None:
+    if isinstance(dist, FloatDistribution | IntDistribution):
+        low, high = float(dist.low), float(dist.high)
+        if high <= low:
+            return None
+        if dist.log:
+            pos = (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
+        else:
+            pos = (value - low) / (high - low)
+        if pos <= EDGE_FRACTION or pos >= 1 - EDGE_FRACTION:
+            side = "lower" if pos <= EDGE_FRACTION else "upper"
+            return f"{name}={value:g} sits at the {side} edge of [{low:g}, {high:g}]"
+        return None
+    if isinstance(dist, CategoricalDistribution):
+        choices = dist.choices
+        numeric = all(isinstance(c, int | float) and not isinstance(c, bool) for c in choices)
+        if numeric and len(choices) >= 3 and value in (min(choices), max(choices)):
+            side = "lower" if value == min(choices) else "upper"
+            return (f"{name}={value:g} sits at the {side} edge of the grid "
+                    f"{{{', '.join(f'{c:g}' for c in sorted(choices))}}}")
+    return None
+
+
+def _warnings(groups: dict[tuple[str, str], Group], min_trials: int) -> list[str]:
+    out = []
+    for (task, cell), g in sorted(groups.items()):
+        n = len(g.complete)
+        if n < min_trials:
+            out.append(
+                f"{task}/{cell}: only {n} completed trial{'s' if n != 1 else ''} "
+                f"(< {min_trials}): too few to compare"
+            )
+        best = g.best
+        if best is None or n < 2:
+            continue
+        for name, value in sorted(best.params.items()):
+            dist = best.distributions.get(name)
+            msg = None if dist is None else _edge_warning(name, value, dist)
+            if msg:
+                out.append(f"{task}/{cell}: best trial #{best.number}: {msg}; widen the range")
+    return out
+
+
+def _ablation(groups: dict[tuple[str, str], Group]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    tasks = sorted({task for task, _ in groups})
+    for task in tasks:
+        base = groups.get((task, "lstm"))
+        base_best = None if base is None or base.best is None else base.best.value
+        for variant in LSTM_ABLATIONS:
+            g = groups.get((task, variant))
+            if g is None or g.best is None or base_best is None:
+                continue
+            delta = g.best.value - base_best
+            rows.append({
+                "task": task, "cell": variant, "factor": "cell vs lstm",
+                "level_a": "lstm", "best_a": base_best, "level_b": variant,
+                "best_b": g.best.value, "delta": delta,
+                "effect": _effect(g, g.best.value, base_best),
+            })
+    for (task, cell), g in sorted(groups.items()):
+        done = g.complete
+        for gate in GATE_PARAMS:
+            on = [t.value for t in done if t.params.get(gate) is True]
+            off = [t.value for t in done if t.params.get(gate) is False]
+            if on and off:
+                b_on, b_off = _best(on, g.direction), _best(off, g.direction)
+                rows.append({
+                    "task": task, "cell": cell, "factor": gate,
+                    "level_a": f"True (n={len(on)})", "best_a": b_on,
+                    "level_b": f"False (n={len(off)})", "best_b": b_off,
+                    "delta": b_off - b_on, "effect": _effect(g, b_off, b_on),
+                })
+        fb = [(t.params["forget_bias"], t.value) for t in done
+              if isinstance(t.params.get("forget_bias"), int | float)]
+        if len({v for v, _ in fb}) >= 2:
+            cut = median(v for v, _ in fb)
+            low = [val for v, val in fb if v <= cut]
+            high = [val for v, val in fb if v > cut]
+            if low and high:
+                b_low, b_high = _best(low, g.direction), _best(high, g.direction)
+                rows.append({
+                    "task": task, "cell": cell, "factor": "forget_bias",
+                    "level_a": f"<= {cut:g} (n={len(low)})", "best_a": b_low,
+                    "level_b": f"> {cut:g} (n={len(high)})", "best_b": b_high,
+                    "delta": b_high - b_low, "effect": _effect(g, b_high, b_low),
+                })
+    return rows
+
+
+def _best(values: Iterable[float], direction: str) -> float:
+    return max(values) if direction == "maximize" else min(values)
+
+
+def _effect(g: Group, b: float, a: float) -> str:
+    if a == b:
+        return "same"
+    return "better" if g.better(b, a) else "worse"
+
+
+def _cell_order(cells: Iterable[str]) -> list[str]:
+    cells = set(cells)
+    known = [c for c in paper.CELL_ORDER if c in cells]
+    return known + sorted(cells - set(known))
+
+
+def build_report(
+    storage_url: str,
+    *,
+    tasks: Sequence[str] | None = None,
+    min_trials: int = 10,
+    importance: str = "fanova",
+) -> Report:
+    """Read the rnnopt studies at ``storage_url`` and compute every table of the report."""
+    if importance not in IMPORTANCE_METHODS:
+        raise ConfigError(
+            f"unknown importance method {importance!r}; allowed: {', '.join(IMPORTANCE_METHODS)}"
+        )
+    if min_trials < 2:
+        raise ConfigError(f"min_trials must be at least 2, got {min_trials}")
+    groups = load_groups(storage_url, tasks)
+    notes: list[str] = []
+    imp: dict[tuple[str, str], dict[str, float]] = {}
+    for key, g in sorted(groups.items()):
+        if len(g.complete) < min_trials:
+            notes.append(
+                f"{g.key}: importance not computed ({len(g.complete)} completed trials, "
+                f"need {min_trials})"
+            )
+            continue
+        try:
+            values = _importance(g, importance)
+        except (ValueError, RuntimeError) as exc:
+            notes.append(f"{g.key}: importance not computed ({exc})")
+            continue
+        if values:
+            imp[key] = values
+        else:
+            notes.append(f"{g.key}: importance not computed (no parameter varies)")
+    all_tasks = sorted({t for t, _ in groups})
+    ordered_tasks = [t for t in paper.TABLE1_TASKS if t in all_tasks]
+    ordered_tasks += [t for t in all_tasks if t not in ordered_tasks]
+    if "ptb" in ordered_tasks:
+        notes.append(
+            "ptb: our value is validation perplexity (lower is better); the paper's PTB column "
+            "has an unclear unit (higher is better): compare orderings, not values"
+        )
+    return Report(
+        storage=storage_url, groups=groups, tasks=ordered_tasks,
+        cells=_cell_order(c for _, c in groups), importance=imp, importance_method=importance,
+        ablation=_ablation(groups), warnings=_warnings(groups, min_trials), notes=notes,
+        min_trials=min_trials,
+    )
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _rank_agreement(report: Report, task: str) -> str | None:
+    """Kendall's tau between our cell ordering and the paper's on one task (>= 3 shared cells)."""
+    pairs = []
+    for cell in report.cells:
+        g = report.groups.get((task, cell))
+        ours = None if g is None or g.best is None else g.best.value
+        theirs = paper.paper_value(cell, task)
+        if ours is not None and theirs is not None:
+            # Both as "higher is better"; the paper's Table 1 is accuracy throughout.
+            pairs.append((ours if g.direction == "maximize" else -ours, theirs))
+    if len(pairs) < 3:
+        return None
+    from scipy.stats import kendalltau
+
+    tau = kendalltau([a for a, _ in pairs], [b for _, b in pairs]).statistic
+    return f"{task}: Kendall tau of our ordering vs the paper's over {len(pairs)} cells = {tau:.2f}"
+
+
+def table1_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of Table 1 (cells x tasks), each cell 'ours (paper P)'."""
+    header = ["cell", *[paper.TABLE1_TASKS.get(t, t) for t in report.tasks]]
+    rows = []
+    for cell in report.cells:
+        row = [cell]
+        for task in report.tasks:
+            g = report.groups.get((task, cell))
+            ours = None if g is None or g.best is None else g.best.value
+            theirs = paper.paper_value(cell, task)
+            text = _fmt(ours)
+            if theirs is not None:
+                text += f" (paper {theirs:g})"
+            row.append(text)
+        rows.append(row)
+    return header, rows
+
+
+def _sections(report: Report, plots: dict[str, list[Path]], out: Path) -> list[tuple[str, Any]]:
+    """The report as (title, content) with content a table (header, rows), lines, or images."""
+    sections: list[tuple[str, Any]] = []
+    sections.append(("Table 1: best validation value per cell and task (paper in brackets)",
+                     table1_rows(report)))
+    lines = [r for t in report.tasks if (r := _rank_agreement(report, t))]
+    ptb = report.groups
+    ptb_rows = []
+    for cell in report.cells:
+        g = ptb.get(("ptb", cell))
+        if g is None or g.best is None:
+            continue
+        ptb_rows.append([cell, _fmt(_float_attr(g.best, "test_metric")),
+                         _fmt(paper.PTB_DROPOUT_TEST_PERPLEXITY.get(cell))])
+    if lines:
+        sections.append(("Ordering against the paper", {"lines": lines}))
+    if ptb_rows:
+        sections.append(("PTB test perplexity of the best trial (paper: with dropout, ~20M "
+                         "parameters)", (["cell", "ours", "paper"], ptb_rows)))
+    lb = report.leaderboard()
+    cols = ["task", "cell", "direction", "metric", "n_trials", "n_complete", "n_pruned",
+            "n_failed", "best_value", "median_top10", "best_test", "steps"]
+    sections.append(("Leaderboard", (cols, [[_fmt(r[c]) for c in cols] for r in lb])))
+    if report.importance:
+        names = sorted({p for v in report.importance.values() for p in v})
+        rows = [[f"{t}/{c}", *[_fmt(v.get(p)) for p in names]]
+                for (t, c), v in sorted(report.importance.items())]
+        sections.append((f"Hyperparameter importance ({report.importance_method})",
+                         (["task/cell", *names], rows)))
+    if report.ablation:
+        cols = ["task", "cell", "factor", "level_a", "best_a", "level_b", "best_b", "delta",
+                "effect"]
+        sections.append(("Ablations (effect of b relative to a)",
+                         (cols, [[_fmt(r[c]) for c in cols] for r in report.ablation])))
+    sections.append(("Warnings", {"lines": report.warnings or ["none"]}))
+    if report.notes:
+        sections.append(("Notes", {"lines": report.notes}))
+    for kind, paths in plots.items():
+        if paths:
+            sections.append((kind, {"images": [p.relative_to(out).as_posix() for p in paths]}))
+    return sections
+
+
+def _to_markdown(sections: list[tuple[str, Any]], storage: str) -> str:
+    out = ["# rnnopt report", "", f"Storage: `{storage}`", ""]
+    for title, content in sections:
+        out += [f"## {title}", ""]
+        if isinstance(content, tuple):
+            header, rows = content
+            out.append("| " + " | ".join(header) + " |")
+            out.append("|" + "---|" * len(header))
+            out += ["| " + " | ".join(r) + " |" for r in rows]
+        elif "lines" in content:
+            out += [f"- {line}" for line in content["lines"]]
+        else:
+            out += [f"![{Path(p).stem}]({p})" for p in content["images"]]
+        out.append("")
+    return "\n".join(out)
+
+
+def _to_html(sections: list[tuple[str, Any]], storage: str) -> str:
+    e = html.escape
+    out = ["<!doctype html>", "<html><head><meta charset='utf-8'><title>rnnopt report</title>",
+           "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+           "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+           "td:first-child{text-align:left}img{max-width:48%;margin:4px}</style></head><body>",
+           "<h1>rnnopt report</h1>", f"<p>Storage: <code>{e(storage)}</code></p>"]
+    for title, content in sections:
+        out.append(f"<h2>{e(title)}</h2>")
+        if isinstance(content, tuple):
+            header, rows = content
+            out.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
+            out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows]
+            out.append("</table>")
+        elif "lines" in content:
+            out.append("<ul>" + "".join(f"<li>{e(x)}</li>" for x in content["lines"]) + "</ul>")
+        else:
+            out += [f"<img src='{e(p)}' alt='{e(Path(p).stem)}'>" for p in content["images"]]
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(columns))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: "" if row.get(c) is None else row.get(c) for c in columns})
+    return path
+
+
+def write_plots(report: Report, out: Path) -> dict[str, list[Path]]:
+    """Validation curves, best value vs compute and importance bars as PNG files under out/plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plot_dir = out / "plots"
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    made: dict[str, list[Path]] = {"Validation curves": [], "Best value vs compute": [],
+                                   "Importance": []}
+    for (task, cell), g in sorted(report.groups.items()):
+        curves = [t for t in g.trials if t.intermediate_values]
+        if not curves:
+            continue
+        best = g.best
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for t in curves:
+            steps = sorted(t.intermediate_values)
+            is_best = best is not None and t.number == best.number
+            ax.plot(steps, [t.intermediate_values[s] for s in steps],
+                    color="C3" if is_best else "C0", alpha=1.0 if is_best else 0.35,
+                    linewidth=2 if is_best else 1)
+        ax.set(title=f"{task}/{cell}: validation curves ({len(curves)} trials)",
+               xlabel="training step", ylabel=f"validation {g.metric}")
+        fig.tight_layout()
+        path = plot_dir / f"curves_{_safe(task)}_{_safe(cell)}.png"
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        made["Validation curves"].append(path)
+    for task in report.tasks:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        drawn = False
+        for i, cell in enumerate(report.cells):
+            g = report.groups.get((task, cell))
+            if g is None or not g.complete:
+                continue
+            spent, xs, ys, best = 0, [], [], None
+            for t in sorted(g.trials, key=lambda t: (t.datetime_start is None, t.datetime_start,
+                                                     t.number)):
+                spent += _int_attr(t, "steps")
+                if t in g.complete and (best is None or g.better(t.value, best)):
+                    best = t.value
+                if best is not None:
+                    xs.append(spent)
+                    ys.append(best)
+            ax.step(xs, ys, where="post", label=cell, color=f"C{i % 10}")
+            drawn = True
+        if not drawn:
+            plt.close(fig)
+            continue
+        metric = next((g.metric for (t, _), g in report.groups.items() if t == task), "value")
+        ax.set(title=f"{task}: best validation {metric} vs training steps",
+               xlabel="training steps spent (all trials)", ylabel=f"best {metric}")
+        ax.legend(fontsize="small")
+        fig.tight_layout()
+        path = plot_dir / f"compute_{_safe(task)}.png"
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        made["Best value vs compute"].append(path)
+    for (task, cell), values in sorted(report.importance.items()):
+        names = list(values)[::-1]
+        fig, ax = plt.subplots(figsize=(6, 0.5 * len(names) + 1.5))
+        ax.barh(names, [values[n] for n in names], color="C2")
+        ax.set(title=f"{task}/{cell}: importance ({report.importance_method})",
+               xlabel="importance (normalised)")
+        fig.tight_layout()
+        path = plot_dir / f"importance_{_safe(task)}_{_safe(cell)}.png"
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        made["Importance"].append(path)
+    return made
+
+
+def write_report(
+    report: Report, out: str | Path, *, fmt: str = "html", plots: bool = True
+) -> list[Path]:
+    """Write the report in ``fmt`` (md: report.md, html: index.html, csv: *.csv) plus PNG plots."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown report format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create output directory {str(out)!r}: {exc.strerror}") from exc
+    made = write_plots(report, out) if plots else {}
+    files = [p for paths in made.values() for p in paths]
+    if fmt == "csv":
+        files.append(_write_csv(out / "table1.csv", report.table1(),
+                                ["cell", "task", "ours", "paper", "metric", "n_complete"]))
+        lb = report.leaderboard()
+        files.append(_write_csv(out / "leaderboard.csv", lb, list(lb[0]) if lb else ["task"]))
+        imp_rows = [{"task": t, "cell": c, "param": p, "importance": v}
+                    for (t, c), vals in sorted(report.importance.items()) for p, v in vals.items()]
+        files.append(_write_csv(out / "importance.csv", imp_rows,
+                                ["task", "cell", "param", "importance"]))
+        files.append(_write_csv(out / "ablation.csv", report.ablation,
+                                ["task", "cell", "factor", "level_a", "best_a", "level_b",
+                                 "best_b", "delta", "effect"]))
+        files.append(_write_csv(out / "warnings.csv", [{"warning": w} for w in report.warnings],
+                                ["warning"]))
+        return files
+    sections = _sections(report, made, out)
+    if fmt == "md":
+        path = out / "report.md"
+        path.write_text(_to_markdown(sections, report.storage), encoding="utf-8")
+    else:
+        path = out / "index.html"
+        path.write_text(_to_html(sections, report.storage), encoding="utf-8")
+    files.append(path)
+    return files
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from rnnopt._cli import setup_logging
+
+    parser = argparse.ArgumentParser(
+        prog="python -m rnnopt.report",
+        description="Table 1 beside the paper, importance, ablations and plots for rnnopt studies.",
+    )
+    parser.add_argument("--storage", required=True, help="SQLAlchemy URL of the Optuna database")
+    parser.add_argument("--task", action="append", help="only this task (repeatable)")
+    parser.add_argument("--format", choices=FORMATS, default="html", dest="fmt")
+    parser.add_argument("--out", default="report", help="output directory (default: report)")
+    parser.add_argument("--min-trials", type=int, default=10,
+                        help="completed trials needed to compare a cell / compute importance")
+    parser.add_argument("--importance", choices=IMPORTANCE_METHODS, default="fanova")
+    parser.add_argument("--no-plots", action="store_true")
+    args = parser.parse_args(argv)
+    setup_logging()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    report = build_report(args.storage, tasks=args.task, min_trials=args.min_trials,
+                          importance=args.importance)
+    files = write_report(report, args.out, fmt=args.fmt, plots=not args.no_plots)
+    header, rows = table1_rows(report)
+    print("| " + " | ".join(header) + " |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    for warning in report.warnings:
+        print(f"warning: {warning}")
+    print(f"wrote {len(files)} files to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    from rnnopt._cli import run_cli
+
+    sys.exit(run_cli(main))

@@ -1,0 +1,405 @@
+"""Search spaces: the paper's grids, continuous ranges, and readable TOML study files.
+
+A study file (``studies/*.toml``) has up to four tables::
+
+    [study]            # defaults for the command-line options (the command line wins)
+    tasks = ["xml"]    # or task = "xml"
+    cells = ["lstm", "gru"]
+    mode = "compare"   # compare | search
+    sampler = "paper"  # tpe | random | gp | cmaes | qmc | paper
+    pruner = "none"    # hyperband | successive-halving | median | percentile | none
+    n_trials = 20
+    max_steps = 2000
+
+    [train]            # fixed training settings (TrainConfig keys) for every trial
+    batch_size = 20
+
+    [train.ptb]        # per-task overrides of [train]; task_options = {...} goes here too
+    unroll = 35
+
+    [space]            # the searched parameters
+    lr = [0.1, 0.2, 0.3, 0.5, 1, 2, 5]              # a grid: always categorical
+    clip_norm = {low = 1, high = 20, log = true}     # a range: always float/int
+    init_scale = {grid = [0.3, 0.7, 1, 1.4, 2, 2.8], low = 0.3, high = 2.8, log = true}
+    layers = {grid = [1, 2, 3, 4], low = 1, high = 4}  # both: grid under `paper`, range else
+    dropout = 0.0                                    # a plain value: fixed, not searched
+    gates = ["input_gate", "output_gate", "forget_gate"]  # ablate these (True/False)
+
+A parameter that gives both a ``grid`` and a range is suggested categorically over the grid by
+the ``paper`` sampler (the paper's random search over its discrete grids) and as a continuous
+(or integer) range by every other sampler. Gate ablations apply only to cells whose spec lists
+that gate, ``forget_bias`` only to cells that have a forget bias.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rnnopt.errors import ConfigError
+
+__all__ = [
+    "PAPER_CELLS",
+    "PAPER_SPACE",
+    "SPACE_PARAMS",
+    "STUDY_KEYS",
+    "Param",
+    "Space",
+    "StudyFile",
+    "load_study_file",
+    "parse_space",
+]
+
+PAPER_CELLS = (
+    "tanh", "lstm", "lstm-f", "lstm-i", "lstm-o", "lstm-b", "gru", "mut1", "mut2", "mut3",
+)  # fmt: skip
+
+# name -> integer valued?
+SPACE_PARAMS: dict[str, bool] = {
+    "lr": False,
+    "clip_norm": False,
+    "init_scale": False,
+    "layers": True,
+    "dropout": False,
+    "forget_bias": False,
+    "hidden_size": True,
+    "param_budget": True,
+}
+GATE_NAMES = ("input_gate", "output_gate", "forget_gate")
+STUDY_KEYS = ("tasks", "task", "cells", "mode", "sampler", "pruner", "n_trials", "max_steps",
+              "timeout", "seed", "study_name")  # fmt: skip
+
+# The paper's grids (PAPER.md; the grids are unconfirmed, see docs/studies.md). The ranges
+# span each grid so that TPE & co. search the same region continuously.
+PAPER_SPACE: dict[str, Any] = {
+    "lr": {"grid": [0.1, 0.2, 0.3, 0.5, 1, 2, 5], "low": 0.1, "high": 5, "log": True},
+    "clip_norm": {"grid": [1, 2.5, 5, 10, 20], "low": 1, "high": 20, "log": True},
+    "init_scale": {"grid": [0.3, 0.7, 1, 1.4, 2, 2.8], "low": 0.3, "high": 2.8, "log": True},
+    "layers": {"grid": [1, 2, 3, 4], "low": 1, "high": 4},
+    "dropout": 0.0,
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter as written in a study file: a fixed value, a grid, a range, or grid+range."""
+
+    name: str
+    value: Any = None
+    grid: tuple[Any, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    integer: bool = False
+
+    @property
+    def fixed(self) -> bool:
+        return self.grid is None and self.low is None
+
+    def resolve(self, grid_mode: bool) -> dict[str, Any]:
+        """The distribution actually used, as a JSON-able dict."""
+        if self.fixed:
+            return {"type": "fixed", "value": self.value}
+        if self.grid is not None and (grid_mode or self.low is None):
+            return {"type": "categorical", "choices": list(self.grid)}
+        kind = "int" if self.integer else "float"
+        out: dict[str, Any] = {"type": kind, "low": self.low, "high": self.high, "log": self.log}
+        if self.step is not None:
+            out["step"] = self.step
+        return out
+
+
+def _where(source: str) -> str:
+    return f" in {source}" if source else ""
+
+
+def _number(name: str, value: Any, source: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"space.{name}: {value!r} is not a finite number{_where(source)}")
+    return value
+
+
+def _parse_param(name: str, spec: Any, source: str) -> Param:
+    integer = SPACE_PARAMS[name]
+    where = _where(source)
+    if isinstance(spec, list):
+        spec = {"grid": spec}
+    if not isinstance(spec, dict):
+        value = _number(name, spec, source)
+        if integer and int(value) != value:
+            raise ConfigError(f"space.{name}: {value!r} must be an integer{where}")
+        return Param(name, value=int(value) if integer else value, integer=integer)
+    unknown = sorted(set(spec) - {"grid", "low", "high", "log", "step"})
+    if unknown:
+        raise ConfigError(
+            f"space.{name}: unknown key(s) {', '.join(unknown)}{where}; "
+            "allowed: grid, low, high, log, step"
+        )
+    grid = None
+    if "grid" in spec:
+        raw = spec["grid"]
+        if not isinstance(raw, list) or not raw:
+            raise ConfigError(f"space.{name}.grid: {raw!r} must be a non-empty list{where}")
+        values = [_number(name, v, source) for v in raw]
+        if integer and any(int(v) != v for v in values):
+            raise ConfigError(f"space.{name}.grid: {raw!r} must hold integers{where}")
+        if len(set(values)) != len(values):
+            raise ConfigError(f"space.{name}.grid: {raw!r} has duplicates{where}")
+        grid = tuple(int(v) if integer else v for v in values)
+    low = high = None
+    if "low" in spec or "high" in spec:
+        if "low" not in spec or "high" not in spec:
+            raise ConfigError(f"space.{name}: a range needs both low and high{where}")
+        low, high = _number(name, spec["low"], source), _number(name, spec["high"], source)
+        if not low < high:
+            raise ConfigError(f"space.{name}: low={low!r} must be below high={high!r}{where}")
+        if integer and (int(low) != low or int(high) != high):
+            raise ConfigError(f"space.{name}: low and high must be integers{where}")
+    elif "log" in spec or "step" in spec:
+        raise ConfigError(f"space.{name}: log/step need a range (low, high){where}")
+    if grid is None and low is None:
+        raise ConfigError(f"space.{name}: give a grid, a range (low, high) or a value{where}")
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise ConfigError(f"space.{name}.log: {log!r} must be true or false{where}")
+    if log and low is not None and low <= 0:
+        raise ConfigError(f"space.{name}: log range needs low > 0, got {low!r}{where}")
+    step = spec.get("step")
+    if step is not None:
+        step = _number(name, step, source)
+        if step <= 0 or log:
+            raise ConfigError(f"space.{name}.step: {step!r} must be > 0 and not with log{where}")
+    _check_bounds(name, [*(grid or ()), *((low, high) if low is not None else ())], source)
+    if integer and low is not None:
+        low, high = int(low), int(high)
+    return Param(name, grid=grid, low=low, high=high, log=log, step=step, integer=integer)
+
+
+_BOUNDS: dict[str, tuple[float, float | None, str]] = {
+    "lr": (0.0, None, "> 0"),
+    "clip_norm": (0.0, None, "> 0"),
+    "init_scale": (0.0, None, "> 0"),
+    "layers": (0.5, 4.5, "1..4"),
+    "dropout": (-1e-12, 1.0, "in [0, 1)"),
+    "hidden_size": (0.5, None, ">= 1"),
+    "param_budget": (99.5, None, ">= 100"),
+}
+
+
+def _check_bounds(name: str, values: list[float], source: str) -> None:
+    if name not in _BOUNDS:
+        return
+    lo, hi, text = _BOUNDS[name]
+    for v in values:
+        if v <= lo or (hi is not None and v >= hi):
+            raise ConfigError(f"space.{name}: {v!r} out of range (allowed {text}){_where(source)}")
+
+
+@dataclass
+class Space:
+    """The searched parameters of one study definition (every cell/task shares it)."""
+
+    params: dict[str, Param] = field(default_factory=dict)
+    gates: tuple[str, ...] = ()
+
+    def resolved(
+        self,
+        cells: list[str],
+        *,
+        grid_mode: bool,
+        search: bool,
+        size: Mapping[str, int] | None = None,
+    ) -> dict[str, Any]:
+        """The JSON-able space of one study: ``cells`` is ``[cell]`` in compare mode.
+
+        ``size`` (``{"hidden_size": n}`` or ``{"param_budget": n}``) replaces the space's model
+        size with a fixed value (a per-task ``[train.TASK]`` setting).
+        """
+        from rnnopt import cells as cell_registry
+
+        specs = {c: cell_registry.spec(c) for c in cells}
+        out: dict[str, Any] = {"sampler_grid": grid_mode, "params": {}}
+        if search:
+            out["cell"] = {"type": "categorical", "choices": list(cells)}
+        params = dict(self.params)
+        if size:
+            for key in _SIZE_KEYS:
+                params.pop(key, None)
+            params.update({k: Param(k, value=v, integer=True) for k, v in size.items()})
+        for name, param in params.items():
+            if name == "forget_bias":
+                having = [c for c in cells if specs[c].has_forget_bias]
+                if not having:
+                    continue
+                entry = dict(param.resolve(grid_mode))
+                if search and len(having) != len(cells):
+                    entry["only_cells"] = having
+                out["params"][name] = entry
+            else:
+                out["params"][name] = param.resolve(grid_mode)
+        for gate in self.gates:
+            having = [c for c in cells if gate in specs[c].gates]
+            if not having:
+                continue
+            entry = {"type": "categorical", "choices": [True, False]}
+            if search and len(having) != len(cells):
+                entry["only_cells"] = having
+            out["params"][gate] = entry
+        return out
+
+
+def canonical_json(obj: Any) -> str:
+    """Canonical JSON (sorted keys, no spaces): equal spaces give equal strings."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def suggest(trial: Any, space: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """Suggest every parameter of a resolved space on an Optuna trial.
+
+    Returns ``(cell or None, values)`` where ``values`` maps parameter names (``lr``,
+    ``input_gate``, ...) to the values of this trial, fixed ones included.
+    """
+    cell = None
+    if "cell" in space:
+        cell = trial.suggest_categorical("cell", space["cell"]["choices"])
+    values: dict[str, Any] = {}
+    for name, dist in space["params"].items():
+        only = dist.get("only_cells")
+        if only is not None and cell not in only:
+            continue
+        kind = dist["type"]
+        if kind == "fixed":
+            values[name] = dist["value"]
+        elif kind == "categorical":
+            values[name] = trial.suggest_categorical(name, dist["choices"])
+        elif kind == "int":
+            values[name] = trial.suggest_int(
+                name, dist["low"], dist["high"], log=dist["log"], step=int(dist.get("step") or 1)
+            )
+        else:
+            values[name] = trial.suggest_float(
+                name, dist["low"], dist["high"], log=dist["log"], step=dist.get("step")
+            )
+    return cell, values
+
+
+def parse_space(table: Mapping[str, Any] | None, source: str = "") -> Space:
+    """Parse a ``[space]`` table; missing parameters take the paper's defaults."""
+    table = dict(table or {})
+    where = _where(source)
+    allowed = [*SPACE_PARAMS, "gates"]
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"unknown space key(s) {', '.join(unknown)}{where}; allowed: {', '.join(allowed)}"
+        )
+    if "hidden_size" in table and "param_budget" in table:
+        raise ConfigError(f"space: give hidden_size or param_budget, not both{where}")
+    gates_raw = table.pop("gates", [])
+    if not isinstance(gates_raw, list) or any(g not in GATE_NAMES for g in gates_raw):
+        raise ConfigError(
+            f"space.gates: {gates_raw!r}{where}; allowed: a list of {', '.join(GATE_NAMES)}"
+        )
+    merged: dict[str, Any] = {k: v for k, v in PAPER_SPACE.items()}
+    merged.update(table)
+    params = {name: _parse_param(name, spec, source) for name, spec in merged.items()}
+    return Space(params=params, gates=tuple(dict.fromkeys(gates_raw)))
+
+
+@dataclass
+class StudyFile:
+    """A parsed study file: option defaults, fixed training settings, and the space."""
+
+    path: str
+    study: dict[str, Any]
+    train: dict[str, Any]
+    task_train: dict[str, dict[str, Any]]
+    space: Space
+
+
+_TRAIN_KEYS = (
+    "cell_options", "task_options", "optimizer", "batch_size", "unroll", "eval_interval",
+    "eval_batches", "lr_decay", "patience", "bf16", "time_limit", "checkpoint_every",
+)  # fmt: skip
+_SIZE_KEYS = ("hidden_size", "param_budget")
+
+
+def _check_train(
+    table: Mapping[str, Any], where: str, label: str, per_task: bool = False
+) -> dict[str, Any]:
+    allowed = [*_TRAIN_KEYS, *(_SIZE_KEYS if per_task else ())]
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"unknown {label} key(s) {', '.join(unknown)}{where}; allowed: {', '.join(allowed)}"
+        )
+    if per_task and all(k in table for k in _SIZE_KEYS):
+        raise ConfigError(f"{label}: give hidden_size or param_budget, not both{where}")
+    for key in _SIZE_KEYS:
+        if key in table:
+            _parse_param(key, table[key], label + where)
+            if isinstance(table[key], list | dict):
+                raise ConfigError(f"{label}.{key}: must be one integer (search it in [space]){where}")
+    return dict(table)
+
+
+def resolve_study_path(name: str) -> Path:
+    """A study file path as given, or ``studies/NAME(.toml)`` in the cwd or the source tree."""
+    candidates = [Path(name)]
+    if not name.endswith(".toml"):
+        candidates.append(Path(name + ".toml"))
+    repo = Path(__file__).resolve().parents[1]
+    for base in (Path("studies"), repo / "studies", Path(__file__).resolve().parent / "studies"):
+        candidates += [base / Path(name).name, base / (Path(name).name + ".toml")]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise ConfigError(f"study file {name!r} not found (looked in ., studies/ and {repo / 'studies'})")
+
+
+def load_study_file(name: str) -> StudyFile:
+    """Read and validate a study file; unknown keys or bad ranges raise ConfigError."""
+    path = resolve_study_path(name)
+    source = str(path)
+    try:
+        with path.open("rb") as fh:
+            doc = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"study file {source} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read study file {source}: {exc.strerror}") from None
+    where = _where(source)
+    unknown = sorted(set(doc) - {"study", "train", "space", "description"})
+    if unknown:
+        raise ConfigError(
+            f"unknown table(s) {', '.join(unknown)}{where}; allowed: study, train, space, description"
+        )
+    study = doc.get("study", {})
+    if not isinstance(study, dict):
+        raise ConfigError(f"[study] must be a table{where}")
+    bad = sorted(set(study) - set(STUDY_KEYS))
+    if bad:
+        raise ConfigError(
+            f"unknown study key(s) {', '.join(bad)}{where}; allowed: {', '.join(STUDY_KEYS)}"
+        )
+    if "task" in study and "tasks" in study:
+        raise ConfigError(f"study: give task or tasks, not both{where}")
+    for key in ("tasks", "cells"):
+        if key in study and (
+            not isinstance(study[key], list) or not all(isinstance(x, str) for x in study[key])
+        ):
+            raise ConfigError(f"study.{key}: {study[key]!r} must be a list of names{where}")
+    train_raw = doc.get("train", {})
+    if not isinstance(train_raw, dict):
+        raise ConfigError(f"[train] must be a table{where}")
+    per_task = {k: v for k, v in train_raw.items() if isinstance(v, dict) and k not in _TRAIN_KEYS}
+    train = _check_train({k: v for k, v in train_raw.items() if k not in per_task}, where, "train")
+    task_train = {t: _check_train(v, where, f"train.{t}", True) for t, v in per_task.items()}
+    space = parse_space(doc.get("space", {}), source)
+    return StudyFile(source, dict(study), train, task_train, space)

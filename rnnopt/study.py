@@ -1,0 +1,618 @@
+"""``python -m rnnopt.study``: compare recurrent cells (or search over them) as Optuna studies.
+
+Every task/cell pair is one Optuna study (``xml/lstm-b``) in one database; rerunning the same
+command continues each study to its total ``--n-trials``; several copies of the command (on one
+machine with ``--workers N``, or on several machines against PostgreSQL/MySQL) cooperate.
+See docs/studies.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import shlex
+import signal
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rnnopt import space as space_mod
+from rnnopt._cli import run_cli, setup_logging
+from rnnopt.errors import ConfigError, StorageError
+
+__all__ = ["PRUNERS", "SAMPLERS", "Plan", "StudyDef", "build_parser", "main", "make_plan"]
+
+logger = logging.getLogger(__name__)
+
+SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "paper")
+PRUNERS = ("hyperband", "successive-halving", "median", "percentile", "none")
+MODES = ("compare", "search")
+
+# The default budget (calibrated on a 2-core CPU, see docs/studies.md): with only --task xml,
+# ten cells x DEFAULT_N_TRIALS short runs of a small model finish in about 15 minutes.
+DEFAULT_N_TRIALS = 6
+DEFAULT_MAX_STEPS = 300
+DEFAULT_HIDDEN_SIZE = 64
+DEFAULT_SAMPLER = "tpe"
+DEFAULT_PRUNER = "median"
+DEFAULT_HEARTBEAT_S = 60
+DEFAULT_MAX_RETRY = 3
+
+
+@dataclass
+class StudyDef:
+    """One Optuna study: its name, what it trains, and its resolved search space."""
+
+    name: str
+    task: str
+    cell: str  # "*" in search mode
+    cells: list[str]
+    mode: str
+    space: dict[str, Any]
+    base: dict[str, Any]
+    metric: str
+    direction: str
+
+    @property
+    def space_json(self) -> str:
+        return space_mod.canonical_json(self.space)
+
+
+@dataclass
+class Plan:
+    """Everything a worker needs; validated before any database is touched (picklable)."""
+
+    url: str
+    masked_url: str
+    artifacts: str
+    studies: list[StudyDef]
+    n_trials: int
+    max_steps: int
+    sampler: str
+    pruner: str
+    seed: int
+    sampler_seed: int | None
+    timeout: float | None
+    workers: int
+    device: str
+    heartbeat: int
+    grace: int | None
+    max_retry: int
+    command: str
+    eval_interval: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _csv(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m rnnopt.study",
+        description="Compare recurrent cells on the paper's tasks as Optuna studies.",
+    )
+    # Defaults are None so that a study file's [study] table can fill what the command omits.
+    p.add_argument("--task", help="task name(s), comma-separated (e.g. xml or arith,xml,ptb)")
+    p.add_argument("--cells", help="cell names, comma-separated (default: the paper's ten)")
+    p.add_argument("--mode", choices=None, help="compare (one study per task and cell) | search")
+    p.add_argument("--study-file", help="a study file: studies/NAME.toml or a path")
+    p.add_argument("--n-trials", type=int, help=f"trials per study, total across restarts "
+                   f"(default {DEFAULT_N_TRIALS})")  # fmt: skip
+    p.add_argument("--timeout", type=float, help="stop claiming new trials after SECONDS")
+    p.add_argument("--max-steps", type=int, help=f"training steps per trial "
+                   f"(default {DEFAULT_MAX_STEPS})")  # fmt: skip
+    p.add_argument("--eval-interval", type=int, help="steps between evaluations (default max/10)")
+    p.add_argument("--sampler", help=f"{' | '.join(SAMPLERS)} (default {DEFAULT_SAMPLER}; "
+                   "paper: random search over the paper's grids)")  # fmt: skip
+    p.add_argument("--pruner", help=f"{' | '.join(PRUNERS)} (default {DEFAULT_PRUNER})")
+    p.add_argument("--storage", help="database URL (default sqlite:///rnnopt.db in the cwd)")
+    p.add_argument("--study-name", help="prefix of the study names (e.g. 'v2/')")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--seed", type=int, help="training seed base; also seeds the sampler")
+    p.add_argument("--data-dir", help="data directory (default $RNNOPT_DATA or ./data)")
+    p.add_argument("--artifacts", help="checkpoint directory (default next to the SQLite file, "
+                   "else ./rnnopt-artifacts)")  # fmt: skip
+    p.add_argument("--heartbeat", type=int, default=DEFAULT_HEARTBEAT_S,
+                   help="seconds between trial heartbeats; a trial silent for twice as long is "
+                   f"retried (default {DEFAULT_HEARTBEAT_S})")  # fmt: skip
+    p.add_argument("--max-retry", type=int, default=DEFAULT_MAX_RETRY,
+                   help=f"retries of a trial whose worker died (default {DEFAULT_MAX_RETRY})")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def _pick(cli: Any, file_value: Any, default: Any) -> Any:
+    return cli if cli is not None else (file_value if file_value is not None else default)
+
+
+def _check_int(name: str, value: Any, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise ConfigError(f"{name} must be an integer >= {lo}, got {value!r}")
+    return value
+
+
+def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Plan:
+    """Validate every option (names, numbers, study file, storage) without writing anything."""
+    from rnnopt import cells as cell_registry
+    from rnnopt import storage
+    from rnnopt import tasks as task_registry
+    from rnnopt.train import TrainConfig
+
+    sf = space_mod.load_study_file(args.study_file) if args.study_file else None
+    fs = sf.study if sf else {}
+    task_value = args.task or (",".join(fs["tasks"]) if "tasks" in fs else fs.get("task"))
+    if not task_value:
+        raise ConfigError("no task given; use --task NAME (one of "
+                          f"{', '.join(task_registry.names())}) or a study file")  # fmt: skip
+    tasks = _csv(task_value)
+    for t in tasks:
+        if t not in task_registry.names():
+            raise ConfigError(f"unknown task {t!r}; allowed: {', '.join(task_registry.names())}")
+    cells = _csv(args.cells) if args.cells else list(fs.get("cells", space_mod.PAPER_CELLS))
+    if not cells:
+        raise ConfigError("--cells is empty; give at least one cell name")
+    for c in cells:
+        if c not in cell_registry.names():
+            raise ConfigError(f"unknown cell {c!r}; allowed: {', '.join(cell_registry.names())}")
+    cells = list(dict.fromkeys(cells))
+    mode = _pick(args.mode, fs.get("mode"), "compare")
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
+    sampler = _pick(args.sampler, fs.get("sampler"), DEFAULT_SAMPLER)
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
+    if sampler == "cmaes":
+        try:
+            import cmaes  # noqa: F401
+        except ImportError:
+            raise ConfigError("sampler 'cmaes' needs the cmaes package (pip install cmaes); "
+                              f"allowed without it: {', '.join(s for s in SAMPLERS if s != 'cmaes')}"
+                              ) from None  # fmt: skip
+    pruner = _pick(args.pruner, fs.get("pruner"), DEFAULT_PRUNER)
+    if pruner not in PRUNERS:
+        raise ConfigError(f"unknown pruner {pruner!r}; allowed: {', '.join(PRUNERS)}")
+    n_trials = _check_int("--n-trials", _pick(args.n_trials, fs.get("n_trials"), DEFAULT_N_TRIALS), 1)
+    max_steps = _check_int("--max-steps", _pick(args.max_steps, fs.get("max_steps"),
+                                                DEFAULT_MAX_STEPS), 1)  # fmt: skip
+    workers = _check_int("--workers", args.workers, 1)
+    heartbeat = _check_int("--heartbeat", args.heartbeat, 1)
+    max_retry = _check_int("--max-retry", args.max_retry, 0)
+    timeout = _pick(args.timeout, fs.get("timeout"), None)
+    if timeout is not None and (not isinstance(timeout, int | float) or not timeout > 0):
+        raise ConfigError(f"--timeout must be a number of seconds > 0, got {timeout!r}")
+    seed_given = _pick(args.seed, fs.get("seed"), None)
+    seed = _check_int("--seed", 0 if seed_given is None else seed_given, 0)
+    prefix = _pick(args.study_name, fs.get("study_name"), "")
+    if not isinstance(prefix, str) or any(ch in prefix for ch in "\n\r\t"):
+        raise ConfigError(f"--study-name {prefix!r} must be a one-line string")
+
+    train = dict(sf.train) if sf else {}
+    eval_interval = _pick(args.eval_interval, train.pop("eval_interval", None),
+                          max(1, max_steps // 10))  # fmt: skip
+    eval_interval = _check_int("--eval-interval", eval_interval, 1)
+    space = sf.space if sf else space_mod.parse_space({})
+    if "hidden_size" not in space.params and "param_budget" not in space.params:
+        space.params["hidden_size"] = space_mod.Param("hidden_size", value=DEFAULT_HIDDEN_SIZE,
+                                                      integer=True)  # fmt: skip
+    grid_mode = sampler == "paper"
+
+    url = storage.normalize_url(args.storage)
+    masked = storage.mask_url(url)
+    artifacts = Path(args.artifacts).expanduser().resolve() if args.artifacts else \
+        storage.default_artifact_dir(url)  # fmt: skip
+    storage.check_artifact_dir(artifacts)
+
+    studies: list[StudyDef] = []
+    for task_name in tasks:
+        per_task = dict(sf.task_train.get(task_name, {})) if sf else {}
+        size = {k: per_task.pop(k) for k in ("hidden_size", "param_budget") if k in per_task}
+        task_options = {**train.get("task_options", {}), **per_task.pop("task_options", {})}
+        task = task_registry.get(task_name, data_dir=args.data_dir, **task_options)
+        base = {**train, **per_task, "task_options": task_options}
+        base.update(max_steps=max_steps, eval_interval=eval_interval, device=args.device,
+                    data_dir=args.data_dir)  # fmt: skip
+        groups = [[c] for c in cells] if mode == "compare" else [cells]
+        for group in groups:
+            resolved = space.resolved(group, grid_mode=grid_mode, search=mode == "search",
+                                      size=size)  # fmt: skip
+            cell_label = group[0] if mode == "compare" else "*"
+            name = f"{prefix}{task_name}/{cell_label if mode == 'compare' else 'search'}"
+            # Build one config from the space's first values: bad [train] settings fail now.
+            for c in group:
+                probe = _probe_values(resolved, c)
+                from rnnopt.objective import train_settings
+
+                extra, gates = train_settings(probe, c, cell_registry.spec(c))
+                cfg = {**base, **extra, "task": task_name, "cell": c, "seed": seed}
+                cfg["cell_options"] = {**dict(base.get("cell_options", {})), **gates}
+                try:
+                    TrainConfig(**cfg)
+                except TypeError as exc:
+                    raise ConfigError(f"bad training settings for {name}: {exc}") from None
+            studies.append(StudyDef(name, task_name, cell_label, group, mode, resolved, base,
+                                    task.metric, task.direction))  # fmt: skip
+    storage.check_url(url)
+    command = "python -m rnnopt.study " + " ".join(
+        shlex.quote(storage.mask_url(a) if "://" in a else a)
+        for a in (sys.argv[1:] if argv is None else argv)
+    )
+    return Plan(
+        url=url, masked_url=masked, artifacts=str(artifacts), studies=studies,
+        n_trials=n_trials, max_steps=max_steps, sampler=sampler, pruner=pruner, seed=seed,
+        sampler_seed=seed_given, timeout=timeout, workers=workers, device=args.device,
+        heartbeat=heartbeat, grace=None, max_retry=max_retry, command=command,
+        eval_interval=eval_interval,
+    )  # fmt: skip
+
+
+def _probe_values(resolved: dict[str, Any], cell: str) -> dict[str, Any]:
+    out = {}
+    for name, dist in resolved["params"].items():
+        if "only_cells" in dist and cell not in dist["only_cells"]:
+            continue
+        kind = dist["type"]
+        out[name] = dist["value"] if kind == "fixed" else \
+            dist["choices"][0] if kind == "categorical" else dist["low"]  # fmt: skip
+    return out
+
+
+# --- samplers, pruners, studies ---------------------------------------------------------------
+
+
+def make_sampler(name: str, seed: int | None) -> Any:
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "tpe":
+            return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+        if name in ("random", "paper"):
+            return optuna.samplers.RandomSampler(seed=seed)
+        if name == "gp":
+            return optuna.samplers.GPSampler(seed=seed)
+        if name == "cmaes":
+            return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+        if name == "qmc":
+            return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+    raise ConfigError(f"unknown sampler {name!r}; allowed: {', '.join(SAMPLERS)}")
+
+
+def make_pruner(name: str, *, max_steps: int, eval_interval: int) -> Any:
+    """Pruners measure resources in training steps (the intermediate values' keys)."""
+    import optuna
+
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=eval_interval, max_resource=max_steps, reduction_factor=3
+        )
+    if name == "successive-halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=eval_interval, reduction_factor=3)
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=eval_interval)
+    if name == "percentile":
+        return optuna.pruners.PercentilePruner(
+            25.0, n_startup_trials=2, n_warmup_steps=eval_interval
+        )
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ConfigError(f"unknown pruner {name!r}; allowed: {', '.join(PRUNERS)}")
+
+
+def _attrs(plan: Plan, sd: StudyDef) -> dict[str, Any]:
+    import rnnopt
+
+    return {
+        "rnnopt.task": sd.task,
+        "rnnopt.cell": sd.cell,
+        "rnnopt.mode": sd.mode,
+        "rnnopt.space": sd.space_json,
+        "rnnopt.budget": json.dumps({"n_trials": plan.n_trials, "max_steps": plan.max_steps}),
+        "rnnopt.version": rnnopt.__version__,
+        "rnnopt.metric": sd.metric,
+        "rnnopt.direction": sd.direction,
+        "rnnopt.command": plan.command,
+        "rnnopt.train": space_mod.canonical_json(
+            {k: v for k, v in sd.base.items() if k not in ("device", "data_dir")}
+        ),
+    }
+
+
+def prepare_studies(plan: Plan) -> None:
+    """Refuse mismatched existing studies (before creating any), then create/update all."""
+    import optuna
+
+    from rnnopt import storage as st
+
+    storage = st.open_storage(plan.url, heartbeat_interval=plan.heartbeat)
+    existing = set(optuna.study.get_all_study_names(storage))
+    for sd in plan.studies:
+        if sd.name not in existing:
+            continue
+        attrs = optuna.load_study(study_name=sd.name, storage=storage).user_attrs
+        hint = (f"pass another --study-name prefix to start a new study, or delete it with "
+                f"`optuna delete-study --study-name {sd.name} --storage URL`")  # fmt: skip
+        if attrs.get("rnnopt.space") not in (None, sd.space_json):
+            raise StorageError(f"study {sd.name!r} in {plan.masked_url} has a different search "
+                               f"space; {hint}")  # fmt: skip
+        if attrs.get("rnnopt.direction") not in (None, sd.direction):
+            raise StorageError(f"study {sd.name!r} has direction {attrs['rnnopt.direction']}; "
+                               f"{hint}")  # fmt: skip
+        budget = json.loads(attrs.get("rnnopt.budget") or "{}")
+        if budget.get("max_steps") not in (None, plan.max_steps):
+            raise StorageError(
+                f"study {sd.name!r} was run with --max-steps {budget['max_steps']}, not "
+                f"{plan.max_steps}: trials of one study must share a budget; {hint}"
+            )
+    for sd in plan.studies:
+        study = optuna.create_study(
+            study_name=sd.name, storage=storage, direction=sd.direction, load_if_exists=True
+        )
+        current = study.user_attrs
+        for key, value in _attrs(plan, sd).items():
+            if key in ("rnnopt.command",) and key in current:
+                continue
+            if current.get(key) != value:
+                study.set_user_attr(key, value)
+    st.install_views_quietly(plan.url)
+
+
+# --- the worker loop --------------------------------------------------------------------------
+
+
+def _slots_used(trials: Sequence[Any]) -> int:
+    """Trials that count toward --n-trials: all but those replaced by a retry."""
+    replaced = {t.system_attrs["retry_history"][-1] for t in trials
+                if t.system_attrs.get("retry_history")}  # fmt: skip
+    return sum(1 for t in trials if t.number not in replaced)
+
+
+def _requeue(study: Any, trial_id: int, max_retry: int) -> None:
+    """Fail an interrupted trial and queue its retry, as Optuna's heartbeat callback would."""
+    import optuna
+    from optuna.trial import TrialState
+
+    frozen = study._storage.get_trial(trial_id)
+    history = [*frozen.system_attrs.get("retry_history", []), frozen.number]
+    if len(history) > max_retry:
+        return
+    system = {**frozen.system_attrs, "failed_trial": frozen.system_attrs.get("failed_trial",
+              frozen.number), "retry_history": history}  # fmt: skip
+    user = {k: v for k, v in frozen.user_attrs.items() if k not in ("stop_reason", "reason")}
+    study.add_trial(optuna.trial.create_trial(
+        state=TrialState.WAITING, params=frozen.params, distributions=frozen.distributions,
+        user_attrs=user, system_attrs=system,
+    ))  # fmt: skip
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _progress_line(sd: StudyDef, trials: Sequence[Any], n_trials: int) -> str:
+    from optuna.trial import TrialState
+
+    done = [t for t in trials if t.state.is_finished()]
+    complete = [t for t in done if t.state == TrialState.COMPLETE and t.value is not None]
+    pruned = sum(t.state == TrialState.PRUNED for t in done)
+    failed = sum(t.state == TrialState.FAIL for t in done) - (len(trials) - _slots_used(trials))
+    best = "-"
+    if complete:
+        pick = max if sd.direction == "maximize" else min
+        b = pick(complete, key=lambda t: t.value)
+        best = f"{b.value:.4g} (trial {b.number})"
+    return (f"{sd.name}: {len(done) - (len(trials) - _slots_used(trials))}/{n_trials} done, "
+            f"{pruned} pruned, {max(0, failed)} failed, best {sd.metric} {best}")  # fmt: skip
+
+
+def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | None = None) -> None:
+    """Work on every study of the plan until each holds ``n_trials`` finished trials."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from rnnopt import storage as st
+    from rnnopt.objective import make_objective
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # rnnopt drives trials with ask/tell plus its own heartbeat thread (see HeartbeatThread).
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+    storage = st.open_storage(plan.url, heartbeat_interval=plan.heartbeat,
+                              max_retry=plan.max_retry)  # fmt: skip
+    store = st.artifact_store(Path(plan.artifacts))
+    deadline = time.monotonic() + plan.timeout if plan.timeout else math.inf
+    sampler_seed = None if plan.sampler_seed is None else plan.sampler_seed + 7919 * index
+    loaded: dict[str, Any] = {}
+    say = progress or (lambda line: logger.info("%s", line))
+
+    def study_of(sd: StudyDef) -> Any:
+        if sd.name not in loaded:
+            loaded[sd.name] = optuna.load_study(
+                study_name=sd.name, storage=storage,
+                sampler=make_sampler(plan.sampler, sampler_seed),
+                pruner=make_pruner(plan.pruner, max_steps=plan.max_steps,
+                                   eval_interval=plan.eval_interval),
+            )  # fmt: skip
+        return loaded[sd.name]
+
+    def one_pass() -> bool:
+        """Run trials until no study has a free slot; True if some study still has others'
+        trials running (finished or stale later)."""
+        pending = False
+        for sd in plan.studies:
+            study = study_of(sd)
+            objective = make_objective(
+                task=sd.task, cell=None if sd.mode == "search" else sd.cell, space=sd.space,
+                base=sd.base, metric=sd.metric, artifact_store=store, seed=plan.seed,
+            )  # fmt: skip
+            while time.monotonic() < deadline:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)
+                with st.study_lock(plan.url, sd.name):
+                    trials = study.get_trials(deepcopy=False)
+                    waiting = any(t.state == TrialState.WAITING for t in trials)
+                    if _slots_used(trials) >= plan.n_trials and not waiting:
+                        pending |= any(t.state == TrialState.RUNNING for t in trials)
+                        break
+                    trial = study.ask()
+                    storage.record_heartbeat(trial._trial_id)
+                _run_trial(study, trial, objective, storage, plan)
+                say(_progress_line(sd, study.get_trials(deepcopy=False), plan.n_trials))
+        return pending
+
+    while one_pass() and time.monotonic() < deadline:
+        # Others' trials still run: wait, so that a dead worker's trial is retried here.
+        time.sleep(min(plan.heartbeat, 5))
+
+
+def _run_trial(study: Any, trial: Any, objective: Any, storage: Any, plan: Plan) -> None:
+    import optuna
+    from optuna.trial import TrialState
+
+    from rnnopt import storage as st
+
+    try:
+        with st.HeartbeatThread(storage, trial._trial_id, plan.heartbeat):
+            value = objective(trial)
+    except optuna.TrialPruned:
+        study.tell(trial, state=TrialState.PRUNED)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # finish the clean-up undisturbed
+        trial.set_user_attr("stop_reason", "failed")
+        trial.set_user_attr("reason", "interrupted (Ctrl-C); queued for a retry")
+        study.tell(trial, state=TrialState.FAIL)
+        _requeue(study, trial._trial_id, plan.max_retry)
+        raise
+    except Exception as exc:
+        logger.warning("trial %d of %s failed: %s: %s", trial.number, study.study_name,
+                       type(exc).__name__, exc)  # fmt: skip
+        if "stop_reason" not in trial.user_attrs:
+            trial.set_user_attr("stop_reason", "failed")
+            trial.set_user_attr("reason", f"{type(exc).__name__}: {exc}"[:1000])
+        study.tell(trial, state=TrialState.FAIL)
+    else:
+        study.tell(trial, value)
+
+
+def _worker_entry(plan: Plan, index: int) -> None:
+    """Body of a ``--workers`` process: own storage connection, own device and threads."""
+    setup_logging()
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // plan.workers))
+    if plan.device in ("auto", "cuda") and torch.cuda.device_count() > 1:
+        device = f"cuda:{index % torch.cuda.device_count()}"
+        for sd in plan.studies:
+            sd.base["device"] = device
+
+    def say(line: str) -> None:
+        print(f"[worker {index}] {line}", file=sys.stderr, flush=True)
+
+    try:
+        run_worker(plan, index, say)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _run_workers(plan: Plan, progress: Callable[[str], None]) -> int:
+    if plan.workers == 1:
+        run_worker(plan, 0, progress)
+        return 0
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker_entry, args=(plan, i), name=f"rnnopt-worker-{i}")
+             for i in range(plan.workers)]  # fmt: skip
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        for p in procs:
+            if p.is_alive() and p.pid:
+                os.kill(p.pid, signal.SIGINT)
+        for p in procs:
+            p.join(timeout=120)
+        raise
+    bad = [p.exitcode for p in procs if p.exitcode]
+    if bad:
+        raise StorageError(f"{len(bad)} worker(s) exited with codes {bad}; see the log above")
+    return 0
+
+
+# --- the summary ------------------------------------------------------------------------------
+
+
+def summary_table(plan: Plan) -> str:
+    """Best value per cell (rows) and task (columns), with trial counts."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from rnnopt import storage as st
+
+    storage = st.open_storage(plan.url, heartbeat_interval=plan.heartbeat)
+    tasks = list(dict.fromkeys(sd.task for sd in plan.studies))
+    cells = list(dict.fromkeys(c for sd in plan.studies for c in sd.cells))
+    best: dict[tuple[str, str], tuple[float, int, int]] = {}
+    for sd in plan.studies:
+        trials = optuna.load_study(study_name=sd.name, storage=storage).get_trials(deepcopy=False)
+        pick = max if sd.direction == "maximize" else min
+        for cell in sd.cells:
+            mine = [t for t in trials if sd.mode == "compare" or t.params.get("cell") == cell]
+            values = [t.value for t in mine if t.state == TrialState.COMPLETE
+                      and t.value is not None]  # fmt: skip
+            done = sum(t.state.is_finished() for t in mine)
+            pruned = sum(t.state == TrialState.PRUNED for t in mine)
+            best[(cell, sd.task)] = (pick(values) if values else math.nan, done, pruned)
+    metrics = {sd.task: f"{sd.metric} ({'max' if sd.direction == 'maximize' else 'min'})"
+               for sd in plan.studies}  # fmt: skip
+    header = ["cell", *(f"{t} {metrics[t]}" for t in tasks)]
+    rows = [header]
+    for cell in cells:
+        row = [cell]
+        for t in tasks:
+            if (cell, t) not in best:
+                row.append("")
+                continue
+            v, done, pruned = best[(cell, t)]
+            row.append(f"{v:.4f}  [{done} trials, {pruned} pruned]" if not math.isnan(v)
+                       else f"-  [{done} trials, {pruned} pruned]")  # fmt: skip
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    plan = make_plan(args, argv)
+    prepare_studies(plan)
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    print(f"storage:   {plan.masked_url}", flush=True)
+    print(f"artifacts: {plan.artifacts}", flush=True)
+    print(f"dashboard: optuna-dashboard {shlex.quote(plan.masked_url)}", flush=True)
+    print(f"studies:   {', '.join(sd.name for sd in plan.studies)} "
+          f"({plan.n_trials} trials each, {plan.max_steps} steps per trial, sampler "
+          f"{plan.sampler}, pruner {plan.pruner})", flush=True)  # fmt: skip
+    _run_workers(plan, progress)
+    print(summary_table(plan), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

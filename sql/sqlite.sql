@@ -1,0 +1,181 @@
+-- rnnopt views over Optuna's RDB schema: SQLite (3.38 or later).
+-- Read-only. Installed by `python -m rnnopt.db views --storage URL` (drop + create, idempotent).
+-- Keep the column lists identical across sql/sqlite.sql, sql/postgresql.sql, sql/mysql.sql.
+
+DROP VIEW IF EXISTS rnnopt_leaderboard;
+DROP VIEW IF EXISTS rnnopt_trials;
+DROP VIEW IF EXISTS rnnopt_trial_params;
+DROP VIEW IF EXISTS rnnopt_studies;
+
+-- One row per rnnopt study (a study with the user attribute rnnopt.task).
+CREATE VIEW rnnopt_studies AS
+SELECT
+    s.study_id,
+    s.study_name,
+    json_extract(task.value_json, '$') AS task,
+    json_extract(cell.value_json, '$') AS cell,
+    json_extract(mode.value_json, '$') AS mode,
+    json_extract(metric.value_json, '$') AS metric,
+    COALESCE(json_extract(dir.value_json, '$'), lower(d.direction)) AS direction
+FROM studies s
+JOIN study_user_attributes task ON task.study_id = s.study_id AND task."key" = 'rnnopt.task'
+LEFT JOIN study_user_attributes cell ON cell.study_id = s.study_id AND cell."key" = 'rnnopt.cell'
+LEFT JOIN study_user_attributes mode ON mode.study_id = s.study_id AND mode."key" = 'rnnopt.mode'
+LEFT JOIN study_user_attributes metric
+    ON metric.study_id = s.study_id AND metric."key" = 'rnnopt.metric'
+LEFT JOIN study_user_attributes dir ON dir.study_id = s.study_id AND dir."key" = 'rnnopt.direction'
+LEFT JOIN study_directions d ON d.study_id = s.study_id AND d.objective = 0;
+
+-- One row per (trial, parameter): the value decoded to what the objective saw.
+-- param_value: text (categorical choices by label: 'gru', 'true'; integers without '.0');
+-- param_json: the same as JSON; param_number: the value if it is a number (else NULL).
+CREATE VIEW rnnopt_trial_params AS
+WITH dp AS (
+    SELECT
+        p.trial_id,
+        p.param_name,
+        p.param_value AS param_internal,
+        json_extract(p.distribution_json, '$.name') AS distribution,
+        CASE WHEN json_extract(p.distribution_json, '$.name') = 'CategoricalDistribution'
+             THEN p.distribution_json
+                  -> ('$.attributes.choices[' || CAST(p.param_value AS INTEGER) || ']')
+             WHEN json_extract(p.distribution_json, '$.name') LIKE 'Int%'
+             THEN CAST(CAST(p.param_value AS INTEGER) AS TEXT)
+             ELSE CAST(p.param_value AS TEXT) END AS param_json
+    FROM trial_params p
+)
+SELECT
+    t.trial_id,
+    t.study_id,
+    t.number AS trial_number,
+    dp.param_name,
+    CASE json_type(dp.param_json)
+        WHEN 'null' THEN NULL
+        WHEN 'true' THEN 'true'
+        WHEN 'false' THEN 'false'
+        ELSE CAST(json_extract(dp.param_json, '$') AS TEXT) END AS param_value,
+    dp.param_json,
+    CASE WHEN json_type(dp.param_json) IN ('integer', 'real')
+         THEN json_extract(dp.param_json, '$') END AS param_number,
+    dp.param_internal,
+    dp.distribution
+FROM dp
+JOIN trials t ON t.trial_id = dp.trial_id
+JOIN rnnopt_studies s ON s.study_id = t.study_id;
+
+-- One row per trial of an rnnopt study.
+CREATE VIEW rnnopt_trials AS
+WITH
+ua AS (
+    SELECT
+        a.trial_id,
+        max(CASE WHEN a."key" = 'cell' THEN a.str END) AS cell,
+        max(CASE WHEN a."key" = 'device' THEN a.str END) AS device,
+        max(CASE WHEN a."key" = 'stop_reason' THEN a.str END)
+            AS stop_reason,
+        max(CASE WHEN a."key" = 'reason' THEN a.str END) AS reason,
+        max(CASE WHEN a."key" = 'n_params' THEN CAST(a.num AS INTEGER) END) AS n_params,
+        max(CASE WHEN a."key" = 'hidden_size' THEN CAST(a.num AS INTEGER) END)
+            AS hidden_size,
+        max(CASE WHEN a."key" = 'steps' THEN CAST(a.num AS INTEGER) END) AS steps,
+        max(CASE WHEN a."key" = 'tokens_per_s' THEN a.num END) AS tokens_per_s,
+        max(CASE WHEN a."key" = 'test_metric' THEN a.num END) AS test_metric,
+        max(CASE WHEN a."key" = 'valid_metric' THEN a.num END) AS valid_metric
+    FROM (
+        -- Optuna writes float('nan') as the non-JSON text NaN: treat it (and Infinity) as NULL.
+        SELECT
+            trial_id,
+            "key",
+            CASE WHEN value_json IN ('NaN', 'Infinity', '-Infinity') THEN NULL
+                 WHEN json_valid(value_json) AND json_type(value_json) IN ('integer', 'real')
+                 THEN json_extract(value_json, '$') END AS num,
+            CASE WHEN value_json IN ('NaN', 'Infinity', '-Infinity') THEN NULL
+                 WHEN json_valid(value_json) AND json_type(value_json) = 'text'
+                 THEN json_extract(value_json, '$') END AS str
+        FROM trial_user_attributes
+    ) a
+    GROUP BY a.trial_id
+),
+pj AS (
+    SELECT
+        p.trial_id,
+        json_group_object(p.param_name, json(p.param_json)) AS params,
+        max(CASE WHEN p.param_name = 'cell' THEN p.param_value END) AS cell_param,
+        max(CASE WHEN p.param_name = 'lr' THEN p.param_number END) AS lr,
+        max(CASE WHEN p.param_name = 'clip_norm' THEN p.param_number END) AS clip_norm,
+        max(CASE WHEN p.param_name = 'init_scale' THEN p.param_number END) AS init_scale,
+        max(CASE WHEN p.param_name = 'layers' THEN p.param_number END) AS layers,
+        max(CASE WHEN p.param_name = 'dropout' THEN p.param_number END) AS dropout,
+        max(CASE WHEN p.param_name = 'forget_bias' THEN p.param_number END) AS forget_bias,
+        max(CASE WHEN p.param_name = 'input_gate' THEN p.param_value END) AS input_gate,
+        max(CASE WHEN p.param_name = 'output_gate' THEN p.param_value END) AS output_gate,
+        max(CASE WHEN p.param_name = 'forget_gate' THEN p.param_value END) AS forget_gate,
+        max(CASE WHEN p.param_name = 'param_budget' THEN p.param_number END) AS param_budget
+    FROM rnnopt_trial_params p
+    GROUP BY p.trial_id
+)
+SELECT
+    t.trial_id,
+    s.study_id,
+    s.study_name,
+    s.task,
+    COALESCE(NULLIF(s.cell, '*'), pj.cell_param, ua.cell) AS cell,
+    s.mode,
+    s.metric,
+    s.direction,
+    t.number AS trial_number,
+    t.state,
+    -- Infinite objective values (Optuna's INF_POS / INF_NEG) read as NULL, as in MariaDB.
+    CASE WHEN v.value_type = 'FINITE' THEN v.value END AS value,
+    COALESCE(pj.params, '{}') AS params,
+    pj.lr, pj.clip_norm, pj.init_scale, pj.layers, pj.dropout, pj.forget_bias,
+    pj.input_gate, pj.output_gate, pj.forget_gate, pj.param_budget,
+    ua.n_params, ua.hidden_size, ua.tokens_per_s, ua.device, ua.stop_reason, ua.steps,
+    ua.test_metric, ua.valid_metric, ua.reason,
+    t.datetime_start, t.datetime_complete
+FROM trials t
+JOIN rnnopt_studies s ON s.study_id = t.study_id
+LEFT JOIN trial_values v ON v.trial_id = t.trial_id AND v.objective = 0
+LEFT JOIN ua ON ua.trial_id = t.trial_id
+LEFT JOIN pj ON pj.trial_id = t.trial_id;
+
+-- One row per (task, cell, direction) over all rnnopt studies in the database.
+CREATE VIEW rnnopt_leaderboard AS
+WITH
+ranked AS (
+    SELECT
+        task, cell, direction, value,
+        row_number() OVER (PARTITION BY task, cell, direction
+                           ORDER BY CASE WHEN direction = 'maximize' THEN -value ELSE value END)
+            AS rk,
+        count(*) OVER (PARTITION BY task, cell, direction) AS n
+    FROM rnnopt_trials
+    WHERE state = 'COMPLETE' AND value IS NOT NULL
+),
+top AS (
+    SELECT task, cell, direction, avg(value) AS median_top10
+    FROM ranked
+    -- k = ceil(n / 10) best values; their median is the mean of ranks (k+1) div 2, (k+2) div 2.
+    WHERE rk IN (((n + 9) / 10 + 1) / 2, ((n + 9) / 10 + 2) / 2)
+    GROUP BY task, cell, direction
+)
+SELECT
+    tr.task,
+    tr.cell,
+    tr.direction,
+    max(tr.metric) AS metric,
+    count(DISTINCT tr.study_id) AS n_studies,
+    count(*) AS n_trials,
+    sum(CASE WHEN tr.state = 'COMPLETE' THEN 1 ELSE 0 END) AS n_complete,
+    sum(CASE WHEN tr.state = 'PRUNED' THEN 1 ELSE 0 END) AS n_pruned,
+    sum(CASE WHEN tr.state = 'FAIL' THEN 1 ELSE 0 END) AS n_failed,
+    sum(CASE WHEN tr.state IN ('RUNNING', 'WAITING') THEN 1 ELSE 0 END) AS n_running,
+    sum(CASE WHEN tr.stop_reason = 'diverged' THEN 1 ELSE 0 END) AS n_diverged,
+    CASE WHEN tr.direction = 'maximize'
+         THEN max(CASE WHEN tr.state = 'COMPLETE' THEN tr.value END)
+         ELSE min(CASE WHEN tr.state = 'COMPLETE' THEN tr.value END) END AS best_value,
+    max(top.median_top10) AS median_top10,
+    COALESCE(sum(tr.steps), 0) AS steps
+FROM rnnopt_trials tr
+LEFT JOIN top ON top.task = tr.task AND top.cell IS tr.cell AND top.direction = tr.direction
+GROUP BY tr.task, tr.cell, tr.direction;

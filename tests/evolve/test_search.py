@@ -1,0 +1,144 @@
+"""The architecture search: stores genomes and evaluations, resumes after SIGKILL, reports."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from rnnopt.errors import ConfigError
+from rnnopt.evolve.__main__ import main
+from rnnopt.evolve.known import known
+from rnnopt.evolve.report import format_report
+from rnnopt.evolve.search import Evolution, SearchConfig
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = [
+    "--tasks", "memorize,arith", "--settings", "2", "--max-steps", "6", "--hidden", "6",
+    "--eval-batches", "1", "--batch-size", "4", "--unroll", "12", "--references", "none",
+    "--heartbeat", "1",
+]
+
+
+def _complete_evals(url: str) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name="evolve/t/evaluations", storage=url)
+    return study.get_trials(states=(TrialState.COMPLETE,))
+
+
+@pytest.mark.slow
+def test_search_resumes_after_sigkill(sqlite_url: str, tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "rnnopt.evolve", *TINY, "--storage", sqlite_url,
+           "--run", "t", "--generations", "3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    log = (tmp_path / "first.log").open("w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    # Kill it once a few evaluations are stored, in the middle of the seeds' work.
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        try:
+            if len(_complete_evals(sqlite_url)) >= 3:
+                break
+        except KeyError:
+            continue
+    assert proc.poll() is None, "the search ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {t.user_attrs["slot"]: t.value for t in _complete_evals(sqlite_url)}
+    assert len(before) >= 3
+
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    evals = _complete_evals(sqlite_url)
+    slots = collections.Counter(t.user_attrs["slot"] for t in evals)
+    assert max(slots.values()) == 1, "an evaluation ran twice"
+    after = {t.user_attrs["slot"]: t.value for t in evals}
+    assert all(after[s] == v for s, v in before.items()), "a stored evaluation was lost"
+    genomes = optuna.load_study(study_name="evolve/t/genomes", storage=sqlite_url)
+    steps = genomes.get_trials(states=(TrialState.COMPLETE,))
+    kinds = collections.Counter(t.user_attrs["kind"] for t in steps)
+    assert kinds["seed"] == 2 and kinds["mutant"] + kinds["reeval"] == 3
+    assert len({t.user_attrs["step"] for t in steps}) == len(steps)
+    # Each step evaluated exactly the slots its stages needed.
+    for t in steps:
+        mine = [e for e in evals if e.user_attrs["step"] == t.user_attrs["step"]]
+        if t.user_attrs["status"] == "rejected":
+            assert {e.user_attrs["task"] for e in mine} <= {"memorize", "arith"}
+        else:
+            assert len(mine) == 2 * 2
+    for e in evals:
+        assert set(e.params) == {"lr", "clip_norm", "init_scale", "layers"}
+        assert 0.0 <= e.value <= 1.0
+    # The stale trials of the killed worker were failed, not left RUNNING.
+    for study in (genomes, optuna.load_study(study_name="evolve/t/evaluations", storage=sqlite_url)):
+        assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+    text = format_report(sqlite_url, "t")
+    assert "| gru | 1.000 |" in text and "| lstm |" in text
+
+
+def test_two_workers_share_a_run(storage_url: str) -> None:
+    """Two workers on one storage (in turn here; the claim protocol is the same) never repeat a
+    slot, and the second one picks up what the first left queued."""
+    cfg = SearchConfig(
+        tasks=("memorize",), run="t", generations=1, settings=2, hidden_size=4, max_steps=3,
+        eval_batches=1, batch_size=2, unroll=8, references=(),
+    )
+    a = Evolution(storage_url, cfg, heartbeat=1, poll=0.1, worker=0)
+    # Worker a creates the LSTM seed step and enqueues its slots, then stops after one evaluation.
+    step = a._claim_step()
+    assert step is not None and step.user_attrs["genome"] == known("lstm").text
+    a._enqueue("0/memorize/0", 0, known("lstm"), 0, "memorize", 0)
+    a._enqueue("0/memorize/1", 0, known("lstm"), 0, "memorize", 1)
+    assert a._run_one_eval()
+    a.close()  # a "crashes": its step trial stays RUNNING until its heartbeat is stale
+    time.sleep(5.5)
+    b = Evolution(storage_url, cfg, heartbeat=1, poll=0.1, worker=1)
+    b.work(max_idle=60)
+    evals = b.evals.get_trials(states=(TrialState.COMPLETE,))
+    slots = collections.Counter(t.user_attrs["slot"] for t in evals)
+    assert slots and max(slots.values()) == 1
+    steps = b.genomes.get_trials(states=(TrialState.COMPLETE,))
+    assert {t.user_attrs["kind"] for t in steps} >= {"seed"}
+    assert {t.user_attrs["step"] for t in steps} >= {0, 1}
+    assert b.genomes.get_trials(states=(TrialState.FAIL,))  # a's step, retried by b
+
+
+def test_changed_settings_refuse_to_resume(sqlite_url: str) -> None:
+    cfg = SearchConfig(tasks=("memorize",), run="r", references=())
+    Evolution(sqlite_url, cfg).close()
+    other = SearchConfig(tasks=("memorize",), run="r", references=(), hidden_size=3)
+    with pytest.raises(ConfigError, match="hidden_size"):
+        Evolution(sqlite_url, other)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--tasks", "nope"],
+        ["--tasks", "ptb"],
+        ["--workers", "0"],
+        ["--references", "lstm"],
+        ["--layers", "9"],
+        ["--run", "a/b"],
+    ],
+)
+def test_cli_errors_are_one_line(argv: list[str], sqlite_url: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "rnnopt.evolve", *argv, "--storage", sqlite_url],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+    assert "Traceback" not in done.stderr
+    with pytest.raises(ConfigError):
+        main([*argv, "--storage", sqlite_url])
