@@ -22,8 +22,9 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
-def _worker(url: str, config: SearchConfig, heartbeat: int, grace: int | None, index: int,
-            verbose: bool) -> None:
+def _worker(
+    url: str, config: SearchConfig, heartbeat: int, grace: int | None, index: int, verbose: bool
+) -> None:
     setup_logging(verbose)
     Evolution(url, config, heartbeat=heartbeat, grace=grace, worker=index).work()
 
@@ -36,28 +37,53 @@ def parser() -> argparse.ArgumentParser:
         "machines with the same --storage and --run to cooperate. "
         "'python -m rnnopt.evolve report' prints the best genomes.",
     )
-    p.add_argument("--tasks", default="memorize,arith,xml", help="comma-separated accuracy tasks, "
-                   "in filter order (default: memorize,arith,xml)")
-    p.add_argument("--storage", default=os.environ.get("RNNOPT_STORAGE", DEFAULT_STORAGE),
-                   help="SQLAlchemy storage URL (default: $RNNOPT_STORAGE or sqlite:///rnnopt.db)")
+    p.add_argument(
+        "--tasks",
+        default="memorize,arith,xml",
+        help="comma-separated accuracy tasks, in filter order (default: memorize,arith,xml)",
+    )
+    p.add_argument(
+        "--storage",
+        default=os.environ.get("RNNOPT_STORAGE", DEFAULT_STORAGE),
+        help="SQLAlchemy storage URL (default: $RNNOPT_STORAGE or sqlite:///rnnopt.db)",
+    )
     p.add_argument("--run", default="default", help="run name (studies evolve/<run>/...)")
-    p.add_argument("--generations", type=int, default=100,
-                   help="search steps (mutations and re-evaluations) after the seeds")
+    p.add_argument(
+        "--generations",
+        type=int,
+        default=100,
+        help="search steps (mutations and re-evaluations) after the seeds",
+    )
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
-    p.add_argument("--settings", type=int, default=20,
-                   help="random hyperparameter settings per genome and task (paper: 20)")
+    p.add_argument(
+        "--settings",
+        type=int,
+        default=20,
+        help="random hyperparameter settings per genome and task (paper: 20)",
+    )
     p.add_argument("--max-steps", type=int, default=2000, help="training steps per evaluation")
-    p.add_argument("--eval-batches", type=int, default=None,
-                   help="validation batches per evaluation (default: the whole split)")
+    p.add_argument(
+        "--eval-batches",
+        type=int,
+        default=None,
+        help="validation batches per evaluation (default: the whole split)",
+    )
     p.add_argument("--hidden", type=int, default=64, help="hidden units of every cell")
     p.add_argument("--layers", default="1", help="layer counts to sample from (paper: 1,2,3,4)")
     p.add_argument("--population", type=int, default=100, help="population size (paper: 100)")
-    p.add_argument("--references", default="mut1,mut2,mut3",
-                   help="known cells evaluated beside the seeds for the report ('none': skip)")
+    p.add_argument(
+        "--references",
+        default="mut1,mut2,mut3",
+        help="known cells evaluated beside the seeds for the report ('none': skip)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--heartbeat", type=int, default=30,
-                   help="heartbeat seconds; a worker silent for 4x this is taken as crashed")
+    p.add_argument(
+        "--heartbeat",
+        type=int,
+        default=30,
+        help="heartbeat seconds; a worker silent for 4x this is taken as crashed",
+    )
     p.add_argument("--batch-size", type=int, default=20)
     p.add_argument("--unroll", type=int, default=35)
     p.add_argument("-v", "--verbose", action="store_true")
@@ -65,8 +91,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def report_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m rnnopt.evolve report",
-                                description="Best genomes of a search beside LSTM, GRU, MUT1-3.")
+    p = argparse.ArgumentParser(
+        prog="python -m rnnopt.evolve report",
+        description="Best genomes of a search beside LSTM, GRU, MUT1-3.",
+    )
     p.add_argument("--storage", default=os.environ.get("RNNOPT_STORAGE", DEFAULT_STORAGE))
     p.add_argument("--run", default=None, help="one run (default: every run in the storage)")
     p.add_argument("--top", type=int, default=5, help="found genomes to show per run")
@@ -90,13 +118,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         layers = tuple(int(v) for v in _csv(args.layers))
     except ValueError:
-        raise ConfigError(f"--layers must be integers 1-4 separated by commas, got {args.layers!r}") from None
+        raise ConfigError(
+            f"--layers must be integers 1-4 separated by commas, got {args.layers!r}"
+        ) from None
     refs = () if args.references.strip().lower() in ("", "none") else _csv(args.references)
     config = SearchConfig(
-        tasks=_csv(args.tasks), run=args.run, generations=args.generations,
-        settings=args.settings, population=args.population, hidden_size=args.hidden,
-        layers=layers, max_steps=args.max_steps, eval_batches=args.eval_batches,
-        batch_size=args.batch_size, unroll=args.unroll, references=refs, seed=args.seed,
+        tasks=_csv(args.tasks),
+        run=args.run,
+        generations=args.generations,
+        settings=args.settings,
+        population=args.population,
+        hidden_size=args.hidden,
+        layers=layers,
+        max_steps=args.max_steps,
+        eval_batches=args.eval_batches,
+        batch_size=args.batch_size,
+        unroll=args.unroll,
+        references=refs,
+        seed=args.seed,
         device=args.device,
     )
     # Opening here checks the storage and the run's settings once, before any worker starts.
@@ -107,8 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         first.close()
         ctx = mp.get_context("spawn")
         procs = [
-            ctx.Process(target=_worker, args=(args.storage, config, args.heartbeat, None, i,
-                                              args.verbose))
+            ctx.Process(
+                target=_worker, args=(args.storage, config, args.heartbeat, None, i, args.verbose)
+            )
             for i in range(args.workers)
         ]
         for proc in procs:
@@ -118,8 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         bad = [p.exitcode for p in procs if p.exitcode]
         if bad:
             raise ConfigError(f"{len(bad)} worker(s) failed (exit codes {bad}); rerun to resume")
-    logger.info("search %r finished; see: python -m rnnopt.evolve report --storage %s",
-                config.run, args.storage)
+    logger.info(
+        "search %r finished; see: python -m rnnopt.evolve report --storage %s",
+        config.run,
+        args.storage,
+    )
     return 0
 
 

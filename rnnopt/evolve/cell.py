@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from rnnopt.cells import RecurrentCell, names, register
 from rnnopt.errors import ConfigError
-from rnnopt.evolve.genome import C, H, X, Genome, parse
+from rnnopt.evolve.genome import C, Genome, H, X, parse
 
 __all__ = ["GenomeCell", "register_genome"]
 

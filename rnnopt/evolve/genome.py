@@ -84,7 +84,7 @@ def _check_node(node: Node, index: int) -> None:
             raise ConfigError(f"genome node {index}: lin needs at least one operand")
         if node.diag != 0.0 and n != 1:
             raise ConfigError(
-                f"genome node {index}: lin:{_fmt_diag(node.diag)} takes exactly one operand, got {n}"
+                f"genome node {index}: lin:{_fmt_diag(node.diag)} takes one operand, got {n}"
             )
     elif node.op in UNARY:
         if n != 1:
@@ -276,11 +276,9 @@ class Genome:
             return f"{node.op}({infix(node.args[0], top=True)})"
 
         lines = [f"{name} = {infix(i, top=True)}" for i, name in self.names.items()]
-        lines.append(f"h' = {infix(self.h_out, top=True) if self.h_out not in self.names else self.names[self.h_out]}")
-        if self.c_out is not None:
-            lines.append(
-                f"c' = {self.names[self.c_out] if self.c_out in self.names else infix(self.c_out, top=True)}"
-            )
+        for label, o in (("h'", self.h_out), ("c'", self.c_out)):
+            if o is not None:
+                lines.append(f"{label} = {self.names.get(o) or infix(o, top=True)}")
         return "\n".join(lines)
 
 
@@ -450,7 +448,9 @@ def _parse_expr(
         raise ConfigError(f"genome text: unexpected ')' in {stmt!r}")
     if tok != "(":
         if tok not in env:
-            raise ConfigError(f"genome text: unknown name {tok!r} in {stmt!r} (define it before use)")
+            raise ConfigError(
+                f"genome text: unknown name {tok!r} in {stmt!r} (define it before use)"
+            )
         return pos + 1, env[tok]
     pos += 1
     if pos >= len(tokens):

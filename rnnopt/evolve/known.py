@@ -58,7 +58,9 @@ def _names(*groups: tuple[str, ...]) -> dict[str, str]:
 # canonical order of the linear nodes; a test checks both sides are covered exactly).
 PAPER_NAMES: dict[str, dict[str, str]] = {
     "lstm": _names(
-        ("W_hg", "W_xg", "b_g"), ("W_hi", "W_xi", "b_i"), ("W_hf", "W_xf", "b_f"),
+        ("W_hg", "W_xg", "b_g"),
+        ("W_hi", "W_xi", "b_i"),
+        ("W_hf", "W_xf", "b_f"),
         ("W_ho", "W_xo", "b_o"),
     ),
     "gru": _names(("W_hr", "W_xr", "b_r"), ("W_hh", "W_xh", "b_h"), ("W_hz", "W_xz", "b_z")),

@@ -116,7 +116,7 @@ def replace_by_combination(g: Genome, rng: random.Random) -> Graph | None:
         return None
     i = rng.choice(_inner(g))
     anc = sorted(g.ancestors(i))
-    a, b = (rng.sample(anc, 2) if len(anc) >= 2 else (anc[0], anc[0]))
+    a, b = rng.sample(anc, 2) if len(anc) >= 2 else (anc[0], anc[0])
     nodes, h_out, c_out = _redirect(g, i, len(g.nodes))
     nodes.append(Node(rng.choice(BINARY_OPS), (a, b)))
     return nodes, h_out, c_out
@@ -156,9 +156,7 @@ def _toposort(nodes: list[Node], h_out: int, c_out: int | None) -> Graph:
     return out, placed[h_out], placed[c_out] if c_out is not None else None
 
 
-def mutate(
-    genome: Genome, rng: random.Random, *, max_tries: int = 200
-) -> tuple[Genome, str]:
+def mutate(genome: Genome, rng: random.Random, *, max_tries: int = 200) -> tuple[Genome, str]:
     """A random valid mutant of ``genome`` that differs from it, and the operator's name.
 
     Raises ConfigError if ``max_tries`` draws produced nothing new (only for degenerate genomes).

@@ -34,13 +34,17 @@ def find_runs(storage: str | optuna.storages.BaseStorage) -> list[str]:
     )
 
 
-def scores(storage: str | optuna.storages.BaseStorage, run: str) -> tuple[list[str], list[GenomeScore]]:
+def scores(
+    storage: str | optuna.storages.BaseStorage, run: str
+) -> tuple[list[str], list[GenomeScore]]:
     """(tasks, one GenomeScore per evaluated genome), best score first; from the database only."""
     try:
         steps = optuna.load_study(study_name=f"evolve/{run}/genomes", storage=storage)
         evals = optuna.load_study(study_name=f"evolve/{run}/evaluations", storage=storage)
     except KeyError:
-        raise StorageError(f"no search run {run!r} in this storage; runs: {find_runs(storage)}") from None
+        raise StorageError(
+            f"no search run {run!r} in this storage; runs: {find_runs(storage)}"
+        ) from None
     tasks = steps.user_attrs.get("rnnopt.task", "").split(",")
     best: dict[str, dict[str, float]] = {}
     count: dict[str, int] = {}

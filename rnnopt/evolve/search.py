@@ -30,6 +30,7 @@ import math
 import random
 import threading
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -37,7 +38,7 @@ from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages import RDBStorage, RetryFailedTrialCallback, fail_stale_trials
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
 from rnnopt.errors import ConfigError, StorageError
@@ -48,6 +49,13 @@ from rnnopt.evolve.mutate import mutate
 __all__ = ["GRID", "Evolution", "SearchConfig", "study_names"]
 
 logger = logging.getLogger(__name__)
+
+# Heartbeats with ask/tell and the stale-trial helpers are marked experimental by Optuna; the
+# search relies on them deliberately, so their warnings are noise for users.
+warnings.filterwarnings(
+    "ignore", category=optuna.exceptions.ExperimentalWarning, module="rnnopt.evolve"
+)
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 
 # The paper's hyperparameter grids (PAPER.md, "unconfirmed" grids marked there).
 GRID: dict[str, tuple[Any, ...]] = {
@@ -107,10 +115,21 @@ class SearchConfig:
             if r not in KNOWN_TEXTS or r in SEEDS:
                 allowed = ", ".join(k for k in KNOWN_TEXTS if k not in SEEDS)
                 raise ConfigError(f"unknown reference cell {r!r}; allowed: {allowed}")
-        for name in ("generations", "settings", "population", "hidden_size", "max_steps",
-                     "batch_size", "unroll"):
+        for name in (
+            "generations",
+            "settings",
+            "population",
+            "hidden_size",
+            "max_steps",
+            "batch_size",
+            "unroll",
+        ):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (name != "generations"):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < (name != "generations")
+            ):
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if not self.run or "/" in self.run:
             raise ConfigError(f"run name must be non-empty without '/', got {self.run!r}")
@@ -137,7 +156,7 @@ def _retry_steps(study: optuna.Study, trial: FrozenTrial) -> None:
     """Heartbeat callback: re-queue a crashed worker's step, not its evaluations (their
     coordinator enqueues missing slots itself, so they are never queued twice)."""
     if study.study_name.endswith("/genomes"):
-        RetryFailedTrialCallback(max_retry=None)(study, trial)
+        RetryHeartbeatStaleTrialCallback(max_retry=None)(study, trial)
 
 
 def open_storage(url: str, *, heartbeat: int = 30, grace: int | None = None) -> RDBStorage:
@@ -189,7 +208,9 @@ class Evolution:
                 study_name=ename, storage=self.storage, direction="maximize", load_if_exists=True
             )
         except Exception as exc:
-            raise StorageError(f"cannot open the search studies: {type(exc).__name__}: {exc}") from exc
+            raise StorageError(
+                f"cannot open the search studies: {type(exc).__name__}: {exc}"
+            ) from exc
         self._check_identity()
         self._eval_study_id = self.storage.get_study_id_from_name(ename)
         self._genome_study_id = self.storage.get_study_id_from_name(gname)
@@ -238,7 +259,9 @@ class Evolution:
         fail_stale_trials(self.genomes)
         fail_stale_trials(self.evals)
 
-    def _pop(self, study: optuna.Study, study_id: int, candidates: Iterable[FrozenTrial]) -> optuna.Trial | None:
+    def _pop(
+        self, study: optuna.Study, study_id: int, candidates: Iterable[FrozenTrial]
+    ) -> optuna.Trial | None:
         """Claim the first WAITING trial another worker has not (WAITING -> RUNNING)."""
         for ft in candidates:
             tid = self.storage.get_trial_id_from_study_id_trial_number(study_id, ft.number)
@@ -280,8 +303,7 @@ class Evolution:
         members = {
             t.user_attrs["genome"]
             for t in self.steps()
-            if t.state == TrialState.COMPLETE
-            and t.user_attrs.get("status") == "member"
+            if t.state == TrialState.COMPLETE and t.user_attrs.get("status") == "member"
         }
         scored = []
         for g in members:
@@ -366,8 +388,10 @@ class Evolution:
             g = known(name)
             return {"kind": kind, "genome": g.text, "reference": name, "parent": "", "mutation": ""}
         gru_done = any(
-            t.state == TrialState.COMPLETE and t.user_attrs.get("kind") == "seed"
-            and t.user_attrs.get("genome") == self._gru and t.user_attrs.get("status") == "member"
+            t.state == TrialState.COMPLETE
+            and t.user_attrs.get("kind") == "seed"
+            and t.user_attrs.get("genome") == self._gru
+            and t.user_attrs.get("status") == "member"
             for t in steps
         )
         if not gru_done or self._budget_left(steps) <= 0:
@@ -414,7 +438,11 @@ class Evolution:
             if mine < self.config.threshold * gru:
                 logger.info(
                     "step %s: rejected at %s (%.4f < %.2f x GRU %.4f)",
-                    step, task, mine, self.config.threshold, gru,
+                    step,
+                    task,
+                    mine,
+                    self.config.threshold,
+                    gru,
                 )
                 trial.set_user_attr("status", "rejected")
                 trial.set_user_attr("rejected_at", task)
@@ -450,9 +478,12 @@ class Evolution:
         """The GRU's best accuracy on ``task`` once its seed step is done (helping meanwhile)."""
         while True:
             done = [
-                t for t in self.steps()
-                if t.user_attrs.get("kind") == "seed" and t.user_attrs.get("genome") == self._gru
-                and t.state == TrialState.COMPLETE and t.user_attrs.get("status") == "member"
+                t
+                for t in self.steps()
+                if t.user_attrs.get("kind") == "seed"
+                and t.user_attrs.get("genome") == self._gru
+                and t.state == TrialState.COMPLETE
+                and t.user_attrs.get("status") == "member"
             ]
             if done:
                 return self.best_accuracies().get(self._gru, {}).get(task, 0.0)
@@ -462,7 +493,8 @@ class Evolution:
         self._fail_stale()
         if seed_steps:
             waiting = [
-                t for t in self.steps()
+                t
+                for t in self.steps()
                 if t.state == TrialState.WAITING and t.user_attrs.get("kind") == "seed"
             ]
             trial = self._pop(self.genomes, self._genome_study_id, waiting)
@@ -477,7 +509,9 @@ class Evolution:
         while True:
             self._fail_stale()
             slots = {
-                f"{step}/{task}/{k}": (task, k) for task in tasks for k in range(self.config.settings)
+                f"{step}/{task}/{k}": (task, k)
+                for task in tasks
+                for k in range(self.config.settings)
             }
             status: dict[str, set[TrialState]] = defaultdict(set)
             for t in self.evals.get_trials(deepcopy=False):
@@ -494,7 +528,8 @@ class Evolution:
             if not pending:
                 return
             own = [
-                t for t in self.evals.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+                t
+                for t in self.evals.get_trials(deepcopy=False, states=(TrialState.WAITING,))
                 if t.user_attrs.get("slot") in slots
             ]
             if not self._run_one_eval(prefer=own):
@@ -507,8 +542,13 @@ class Evolution:
         self.evals.enqueue_trial(
             params,
             user_attrs={
-                "slot": slot, "step": step, "genome": genome.text, "cell": genome.cell_name,
-                "task": task, "stage": stage, "train_seed": rng.randrange(2**31),
+                "slot": slot,
+                "step": step,
+                "genome": genome.text,
+                "cell": genome.cell_name,
+                "task": task,
+                "stage": stage,
+                "train_seed": rng.randrange(2**31),
             },
         )
 
@@ -528,7 +568,9 @@ class Evolution:
         from rnnopt.train import TrainConfig, train
 
         attrs = trial.user_attrs
-        params = {name: trial.suggest_categorical(name, list(values)) for name, values in GRID.items()}
+        params = {
+            name: trial.suggest_categorical(name, list(values)) for name, values in GRID.items()
+        }
         params["layers"] = trial.suggest_categorical("layers", list(self.config.layers))
         cfg = self.config
         value, reason = 0.0, ""
@@ -536,12 +578,21 @@ class Evolution:
             name = register_genome(attrs["genome"])
             interval = cfg.eval_interval or max(1, cfg.max_steps // 4)
             tc = TrainConfig(
-                task=attrs["task"], cell=name, hidden_size=cfg.hidden_size,
-                layers=params["layers"], lr=params["lr"], clip_norm=params["clip_norm"],
-                init_scale=params["init_scale"], max_steps=cfg.max_steps,
-                eval_interval=min(interval, cfg.max_steps), eval_batches=cfg.eval_batches,
-                batch_size=cfg.batch_size, unroll=cfg.unroll, seed=attrs["train_seed"],
-                device=cfg.device, data_dir=cfg.data_dir,
+                task=attrs["task"],
+                cell=name,
+                hidden_size=cfg.hidden_size,
+                layers=params["layers"],
+                lr=params["lr"],
+                clip_norm=params["clip_norm"],
+                init_scale=params["init_scale"],
+                max_steps=cfg.max_steps,
+                eval_interval=min(interval, cfg.max_steps),
+                eval_batches=cfg.eval_batches,
+                batch_size=cfg.batch_size,
+                unroll=cfg.unroll,
+                seed=attrs["train_seed"],
+                device=cfg.device,
+                data_dir=cfg.data_dir,
             )
 
             def on_eval(step: int, metrics: dict[str, float]) -> None:
@@ -566,6 +617,10 @@ class Evolution:
             trial.set_user_attr("reason", reason[:500])
         self._tell(self.evals, trial, value)
         logger.info(
-            "worker %d: %s %s = %.4f (%s)", self.worker, attrs.get("slot"), attrs.get("task"),
-            value, stop,
+            "worker %d: %s %s = %.4f (%s)",
+            self.worker,
+            attrs.get("slot"),
+            attrs.get("task"),
+            value,
+            stop,
         )

@@ -63,6 +63,7 @@ class GeneratedTask(Task):
         gen = {k: v for k, v in sorted(self.options.items())
                if k not in ("valid_size", "test_size")}
         self._material = f"{self.name}|{gen!r}"
+        self._heldout_batches: dict[tuple[str, int], list[Batch]] = {}
         heldout = self.options["valid_size"] + self.options["test_size"]
         space = self.space_size()
         if space < 10 * heldout:
@@ -149,8 +150,13 @@ class GeneratedTask(Task):
         self.check_batching(batch_size, unroll)
         if split == "train":
             return self._train_batches(batch_size, seed)
-        data = self.heldout()[split]
-        return (self.collate(data[i : i + batch_size]) for i in range(0, len(data), batch_size))
+        key = (split, batch_size)
+        if key not in self._heldout_batches:  # evaluated again and again: collate once
+            data = self.heldout()[split]
+            self._heldout_batches[key] = [
+                self.collate(data[i : i + batch_size]) for i in range(0, len(data), batch_size)
+            ]
+        return iter(self._heldout_batches[key])
 
     def _train_batches(self, batch_size: int, seed: int) -> Iterator[Batch]:
         index = 0

@@ -22,9 +22,24 @@ from rnnopt.evolve.search import Evolution, SearchConfig
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = [
-    "--tasks", "memorize,arith", "--settings", "2", "--max-steps", "6", "--hidden", "6",
-    "--eval-batches", "1", "--batch-size", "4", "--unroll", "12", "--references", "none",
-    "--heartbeat", "1",
+    "--tasks",
+    "memorize,arith",
+    "--settings",
+    "2",
+    "--max-steps",
+    "6",
+    "--hidden",
+    "6",
+    "--eval-batches",
+    "1",
+    "--batch-size",
+    "4",
+    "--unroll",
+    "12",
+    "--references",
+    "none",
+    "--heartbeat",
+    "1",
 ]
 
 
@@ -35,8 +50,18 @@ def _complete_evals(url: str) -> list[optuna.trial.FrozenTrial]:
 
 @pytest.mark.slow
 def test_search_resumes_after_sigkill(sqlite_url: str, tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "rnnopt.evolve", *TINY, "--storage", sqlite_url,
-           "--run", "t", "--generations", "3"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rnnopt.evolve",
+        *TINY,
+        "--storage",
+        sqlite_url,
+        "--run",
+        "t",
+        "--generations",
+        "2",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     log = (tmp_path / "first.log").open("w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -66,7 +91,7 @@ def test_search_resumes_after_sigkill(sqlite_url: str, tmp_path: Path) -> None:
     genomes = optuna.load_study(study_name="evolve/t/genomes", storage=sqlite_url)
     steps = genomes.get_trials(states=(TrialState.COMPLETE,))
     kinds = collections.Counter(t.user_attrs["kind"] for t in steps)
-    assert kinds["seed"] == 2 and kinds["mutant"] + kinds["reeval"] == 3
+    assert kinds["seed"] == 2 and kinds["mutant"] + kinds["reeval"] == 2
     assert len({t.user_attrs["step"] for t in steps}) == len(steps)
     # Each step evaluated exactly the slots its stages needed.
     for t in steps:
@@ -79,7 +104,10 @@ def test_search_resumes_after_sigkill(sqlite_url: str, tmp_path: Path) -> None:
         assert set(e.params) == {"lr", "clip_norm", "init_scale", "layers"}
         assert 0.0 <= e.value <= 1.0
     # The stale trials of the killed worker were failed, not left RUNNING.
-    for study in (genomes, optuna.load_study(study_name="evolve/t/evaluations", storage=sqlite_url)):
+    for study in (
+        genomes,
+        optuna.load_study(study_name="evolve/t/evaluations", storage=sqlite_url),
+    ):
         assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
     text = format_report(sqlite_url, "t")
     assert "| gru | 1.000 |" in text and "| lstm |" in text
@@ -89,15 +117,22 @@ def test_two_workers_share_a_run(storage_url: str) -> None:
     """Two workers on one storage (in turn here; the claim protocol is the same) never repeat a
     slot, and the second one picks up what the first left queued."""
     cfg = SearchConfig(
-        tasks=("memorize",), run="t", generations=1, settings=2, hidden_size=4, max_steps=3,
-        eval_batches=1, batch_size=2, unroll=8, references=(),
+        tasks=("memorize",),
+        run="t",
+        generations=1,
+        settings=1,
+        hidden_size=4,
+        max_steps=3,
+        eval_batches=1,
+        batch_size=2,
+        unroll=8,
+        references=(),
     )
     a = Evolution(storage_url, cfg, heartbeat=1, poll=0.1, worker=0)
     # Worker a creates the LSTM seed step and enqueues its slots, then stops after one evaluation.
     step = a._claim_step()
     assert step is not None and step.user_attrs["genome"] == known("lstm").text
     a._enqueue("0/memorize/0", 0, known("lstm"), 0, "memorize", 0)
-    a._enqueue("0/memorize/1", 0, known("lstm"), 0, "memorize", 1)
     assert a._run_one_eval()
     a.close()  # a "crashes": its step trial stays RUNNING until its heartbeat is stale
     time.sleep(5.5)
@@ -108,7 +143,7 @@ def test_two_workers_share_a_run(storage_url: str) -> None:
     assert slots and max(slots.values()) == 1
     steps = b.genomes.get_trials(states=(TrialState.COMPLETE,))
     assert {t.user_attrs["kind"] for t in steps} >= {"seed"}
-    assert {t.user_attrs["step"] for t in steps} >= {0, 1}
+    assert len(steps) == 3 and 0 in {t.user_attrs["step"] for t in steps}
     assert b.genomes.get_trials(states=(TrialState.FAIL,))  # a's step, retried by b
 
 
@@ -135,7 +170,10 @@ def test_cli_errors_are_one_line(argv: list[str], sqlite_url: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
         [sys.executable, "-m", "rnnopt.evolve", *argv, "--storage", sqlite_url],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1

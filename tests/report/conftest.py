@@ -7,8 +7,10 @@ import pytest
 from report_known_db import fill
 
 
-@pytest.fixture
-def filled_sqlite(sqlite_url: str) -> str:
+@pytest.fixture(scope="module")
+def filled_sqlite(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The known studies in SQLite, shared by a module's tests, which only read it."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    fill(sqlite_url)
-    return sqlite_url
+    url = f"sqlite:///{tmp_path_factory.mktemp('known') / 'known.db'}"
+    fill(url)
+    return url

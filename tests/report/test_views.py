@@ -8,12 +8,11 @@ import math
 import optuna
 import pytest
 import sqlalchemy as sa
+from report_known_db import ARITH, PTB_LSTM, XML_GRU, XML_LSTM, XML_LSTM_B, fill
 
 from rnnopt import db
 from rnnopt._cli import run_cli
 from rnnopt.errors import StorageError
-
-from report_known_db import ARITH, PTB_LSTM, XML_GRU, XML_LSTM, XML_LSTM_B, fill
 
 pytestmark = pytest.mark.storage
 
@@ -44,7 +43,8 @@ def test_views_give_the_known_leaderboard_and_decoded_params(storage_url: str) -
     db.install_views(storage_url)  # idempotent: a no-op the second time
     db.install_views(storage_url, force=True)  # and a real drop + create
 
-    board = {(r["task"], r["cell"]): r for r in _rows(storage_url, "SELECT * FROM rnnopt_leaderboard")}
+    rows = _rows(storage_url, "SELECT * FROM rnnopt_leaderboard")
+    board = {(r["task"], r["cell"]): r for r in rows}
     assert set(board) == set(EXPECTED)
     for key, (n, done, pruned, failed, diverged, best, top, steps) in EXPECTED.items():
         row = board[key]

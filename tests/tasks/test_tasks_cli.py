@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rnnopt import tasks
+from rnnopt._cli import run_cli
+from rnnopt.tasks.__main__ import main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,60 +45,78 @@ def test_list() -> None:
         assert (metric, direction) == (cls.metric, cls.direction)
 
 
-def test_info(data_dir: Path) -> None:
+def test_info(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     result = cli("info", "--task", "ptb", "--data-dir", str(data_dir), "--json")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["vocabulary_size"] == 10_000 and info["metric"] == "perplexity"
     assert info["splits"]["train"]["tokens"] == 929_589
-    text = cli("info", "--task", "xml", "-o", "max_tag=4")
-    assert text.returncode == 0 and "vocabulary (45):" in text.stdout
-    assert "max_tag: 4" in text.stdout and "closing" not in text.stderr
+    assert run_cli(main, ["info", "--task", "xml", "-o", "max_tag=4"]) == 0
+    out = capsys.readouterr().out
+    assert "vocabulary (45): <pad> <s> . 0 1" in out and "max_tag: 4" in out
 
 
-def test_sample_jsonl_matches_the_library_and_is_seed_stable(data_dir: Path) -> None:
-    """Same output as in-process, whatever the hash seed of the interpreter."""
-    args = ("sample", "--task", "arith", "-n", "4", "--seed", "3", "--jsonl")
-    one = cli(*args, env={"PYTHONHASHSEED": "1"})
-    two = cli(*args, env={"PYTHONHASHSEED": "2"})
+def test_sample_jsonl_matches_the_library(data_dir: Path) -> None:
+    """Same output as in-process (a different interpreter, other hash seed)."""
+    one = cli("sample", "--task", "arith", "-n", "4", "--seed", "3", "--jsonl",
+              env={"PYTHONHASHSEED": "1"})
     assert one.returncode == 0, one.stderr
     rows = [json.loads(line) for line in one.stdout.strip().splitlines()]
-    assert rows == tasks.get("arith").sample(4, seed=3) and one.stdout == two.stdout
+    assert rows == tasks.get("arith").sample(4, seed=3)
     for row in rows:
         assert "=" in row["text"] and row["scored"][0] == row["text"].index("=") + 1
-    other = cli("sample", "--task", "arith", "-n", "4", "--seed", "4", "--jsonl")
-    assert other.stdout != one.stdout
-    music = cli("sample", "--task", "jsb", "-n", "2", "--seed", "0", "--jsonl",
-                "--data-dir", str(data_dir))
-    rows = [json.loads(line) for line in music.stdout.strip().splitlines()]
+
+
+def test_sample_in_process(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(main, ["sample", "--task", "arith", "-n", "4", "--seed", "4", "--jsonl"]) == 0
+    assert [json.loads(x) for x in capsys.readouterr().out.splitlines()] == tasks.get(
+        "arith").sample(4, seed=4)
+    argv = ["sample", "--task", "jsb", "-n", "2", "--jsonl", "--data-dir", str(data_dir)]
+    assert run_cli(main, argv) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == 2 and all(len(r["scored"]) == r["text"].count("|") + 1 for r in rows)
-
-
-def test_sample_readable(data_dir: Path) -> None:
-    result = cli("sample", "--task", "memorize", "-n", "2", "--seed", "1")
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    assert run_cli(main, ["sample", "--task", "memorize", "-n", "2", "--seed", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and lines[1] == "      ^^^^^"  # scored positions marked
-    ptb = cli("sample", "--task", "ptb", "-n", "3", "--split", "valid",
-              env={"RNNOPT_DATA": str(data_dir)})
-    assert ptb.returncode == 0 and len(ptb.stdout.splitlines()) == 3
-    assert all(line.endswith(" <eos>") for line in ptb.stdout.splitlines())
+    argv = ["sample", "--task", "ptb", "-n", "3", "--split", "valid", "--data-dir", str(data_dir)]
+    assert run_cli(main, argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(line.endswith(" <eos>") for line in lines)
 
 
-def test_errors(tmp_path: Path) -> None:
+def test_errors_subprocess(tmp_path: Path) -> None:
     assert_one_line_error(cli("info", "--task", "nope"), "'nope'", "arith", "xml")
-    assert_one_line_error(cli("sample", "--task", "arith", "-o", "max_digits=0"),
-                          "max_digits=0", "[1, 18]")
-    assert_one_line_error(cli("sample", "--task", "arith", "-o", "distractor_rate=-1"),
-                          "distractor_rate=-1")
-    assert_one_line_error(cli("sample", "--task", "arith", "--split", "dev"), "'dev'")
     missing = tmp_path / "missing"
     assert_one_line_error(cli("info", "--task", "ptb", "--data-dir", str(missing)),
                           str(missing), "--data-dir", "RNNOPT_DATA")
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["sample", "--task", "arith", "-o", "max_digits=0"], ["max_digits=0", "[1, 18]"]),
+        (["sample", "--task", "arith", "-o", "distractor_rate=-1"], ["distractor_rate=-1"]),
+        (["sample", "--task", "arith", "-o", "max_digits"], ["KEY=VALUE"]),
+        (["sample", "--task", "arith", "--split", "dev"], ["'dev'"]),
+        (["sample", "--task", "xml", "-n", "0"], ["-n 0"]),
+        (["info", "--task", "Arith"], ["'Arith'", "arith"]),
+    ],
+)
+def test_errors_in_process(argv: list[str], words: list[str],
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(main, argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")
+    assert all(word in err[0] for word in words)
+
+
+def test_corrupt_file_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("RNNOPT_DATA", str(tmp_path))
+    monkeypatch.setenv("RNNOPT_CACHE", str(tmp_path / "c"))
     (tmp_path / "music").mkdir()
     (tmp_path / "music" / "jsb_chorales.json").write_text('{"train": [[[60]],')
-    assert_one_line_error(
-        cli("sample", "--task", "jsb", env={"RNNOPT_DATA": str(tmp_path),
-                                            "RNNOPT_CACHE": str(tmp_path / "c")}),
-        "jsb_chorales.json", "line 1, column 19",
-    )
+    assert run_cli(main, ["sample", "--task", "jsb"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    assert "jsb_chorales.json" in err and "line 1, column 19" in err
