@@ -134,6 +134,7 @@ def _parse_param(name: str, spec: Any, source: str) -> Param:
         value = _number(name, spec, source)
         if integer and int(value) != value:
             raise ConfigError(f"space.{name}: {value!r} must be an integer{where}")
+        _check_bounds(name, [value], source)
         return Param(name, value=int(value) if integer else value, integer=integer)
     unknown = sorted(set(spec) - {"grid", "low", "high", "log", "step"})
     if unknown:

@@ -127,6 +127,10 @@ def check_url(url: str) -> None:
                 )
         else:
             parent = path.parent
+            if parent.exists() and not parent.is_dir():
+                raise StorageError(
+                    f"cannot create SQLite database {path}: {parent} is not a directory"
+                )
             if not parent.is_dir():
                 raise StorageError(
                     f"cannot create SQLite database {path}: directory {parent} does not exist"

@@ -72,7 +72,9 @@ def _info(task: tasks.Task, as_json: bool) -> None:
         print(json.dumps(info, indent=2))
         return
     for key, value in info.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and not value:
+            print(f"{key}: none")
+        elif isinstance(value, dict):
             print(f"{key}:")
             for k, v in value.items():
                 print(f"  {k}: {v}")

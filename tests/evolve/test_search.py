@@ -70,7 +70,7 @@ def test_search_resumes_after_sigkill(sqlite_url: str, tmp_path: Path) -> None:
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
         try:
-            if len(_complete_evals(sqlite_url)) >= 3:
+            if len(_complete_evals(sqlite_url)) >= 2:
                 break
         except KeyError:
             continue
@@ -78,7 +78,7 @@ def test_search_resumes_after_sigkill(sqlite_url: str, tmp_path: Path) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     before = {t.user_attrs["slot"]: t.value for t in _complete_evals(sqlite_url)}
-    assert len(before) >= 3
+    assert len(before) >= 2
 
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -99,7 +99,7 @@ def test_search_resumes_after_sigkill(sqlite_url: str, tmp_path: Path) -> None:
         if t.user_attrs["status"] == "rejected":
             assert {e.user_attrs["task"] for e in mine} <= {"memorize", "arith"}
         else:
-            assert len(mine) == 2 * 2
+            assert len(mine) == 2 * 1
     for e in evals:
         assert set(e.params) == {"lr", "clip_norm", "init_scale", "layers"}
         assert 0.0 <= e.value <= 1.0
@@ -128,15 +128,15 @@ def test_two_workers_share_a_run(storage_url: str) -> None:
         unroll=8,
         references=(),
     )
-    a = Evolution(storage_url, cfg, heartbeat=1, poll=0.1, worker=0)
+    a = Evolution(storage_url, cfg, heartbeat=1, grace=2, poll=0.1, worker=0)
     # Worker a creates the LSTM seed step and enqueues its slots, then stops after one evaluation.
     step = a._claim_step()
     assert step is not None and step.user_attrs["genome"] == known("lstm").text
     a._enqueue("0/memorize/0", 0, known("lstm"), 0, "memorize", 0)
     assert a._run_one_eval()
     a.close()  # a "crashes": its step trial stays RUNNING until its heartbeat is stale
-    time.sleep(5.5)
-    b = Evolution(storage_url, cfg, heartbeat=1, poll=0.1, worker=1)
+    time.sleep(3.5)
+    b = Evolution(storage_url, cfg, heartbeat=1, grace=2, poll=0.1, worker=1)
     b.work(max_idle=60)
     evals = b.evals.get_trials(states=(TrialState.COMPLETE,))
     slots = collections.Counter(t.user_attrs["slot"] for t in evals)
@@ -166,17 +166,21 @@ def test_changed_settings_refuse_to_resume(sqlite_url: str) -> None:
         ["--run", "a/b"],
     ],
 )
-def test_cli_errors_are_one_line(argv: list[str], sqlite_url: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, "-m", "rnnopt.evolve", *argv, "--storage", sqlite_url],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2
-    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
-    assert "Traceback" not in done.stderr
+def test_bad_options_are_config_errors(argv: list[str], sqlite_url: str) -> None:
     with pytest.raises(ConfigError):
         main([*argv, "--storage", sqlite_url])
+
+
+def test_cli_error_is_one_line_exit_2(sqlite_url: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for argv in (["--tasks", "nope", "--storage", sqlite_url], ["report", "--storage", sqlite_url]):
+        done = subprocess.run(
+            [sys.executable, "-m", "rnnopt.evolve", *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2
+        assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+        assert "Traceback" not in done.stderr

@@ -66,7 +66,8 @@ def _trial(value, params, *, state=TrialState.COMPLETE, steps=100, cell=None, di
 
 
 # Known contents: xml/lstm (maximize) 12 complete + 2 pruned + 1 failed; xml/gru 3 complete;
-# xml/lstm-b 2 complete; ptb/lstm (minimize) 5 complete; search study arith/search with cells decoded from params.
+# xml/lstm-b 2 complete; ptb/lstm (minimize) 5 complete; the search study arith/search,
+# whose cells come from the categorical `cell` parameter.
 XML_LSTM = [0.30 + 0.01 * i for i in range(12)]  # best 0.41; top 10% of 12 -> k=2 -> 0.405
 XML_GRU = [0.42, 0.46, 0.44]  # best 0.46, k=1 -> 0.46
 XML_LSTM_B = [0.43, 0.45]  # best 0.45: LSTM-b beats LSTM by 0.04

@@ -14,12 +14,12 @@ from rnnopt import tasks
 from rnnopt.errors import DataError
 from rnnopt.tasks import _data
 
-# SOURCES.md: pieces and steps per split
+# SOURCES.md: pieces and steps per split, note range, most notes in a step, empty train steps
 MUSIC = {
-    "jsb": ((229, 76, 77), (13_807, 4_602, 4_725)),
-    "musedata": ((524, 135, 124), (245_202, 82_755, 64_339)),
-    "nottingham": ((694, 173, 170), (176_561, 45_513, 44_463)),
-    "piano-midi": ((87, 12, 25), (75_911, 8_540, 19_036)),
+    "jsb": ((229, 76, 77), (13_807, 4_602, 4_725), (43, 96), 4, 18),
+    "musedata": ((524, 135, 124), (245_202, 82_755, 64_339), (21, 105), 15, 12_962),
+    "nottingham": ((694, 173, 170), (176_561, 45_513, 44_463), (31, 93), 9, 487),
+    "piano-midi": ((87, 12, 25), (75_911, 8_540, 19_036), (21, 108), 12, 4_917),
 }
 SPLITS = ("train", "valid", "test")
 
@@ -127,9 +127,14 @@ def test_ptb_sample(data_dir: Path) -> None:
 @pytest.mark.parametrize("name", sorted(MUSIC))
 def test_music_split_sizes(name: str, data_dir: Path) -> None:
     task = tasks.get(name, data_dir=data_dir)
-    pieces, steps = MUSIC[name]
+    pieces, steps, note_range, most, empty = MUSIC[name]
     assert tuple(len(task.pieces[s]) for s in SPLITS) == pieces
     assert tuple(sum(r.size(0) for r in task.pieces[s]) for s in SPLITS) == steps
+    rolls = torch.cat([r for s in SPLITS for r in task.pieces[s]])
+    notes = rolls.any(0).nonzero().flatten()
+    assert (int(notes.min()) + 21, int(notes.max()) + 21) == note_range
+    assert int(rolls.sum(1).max()) == most
+    assert int((torch.cat(task.pieces["train"]).sum(1) == 0).sum()) == empty
     assert (task.input_kind, task.input_size, task.output_size) == ("multihot", 88, 88)
     assert (task.metric, task.direction, task.stateful) == ("nll", "minimize", True)
     # every step is scored exactly once in a validation pass

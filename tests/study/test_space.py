@@ -1,0 +1,88 @@
+"""Search spaces and study files: parsing, validation, resolution per cell, canonical JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rnnopt import space
+from rnnopt.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_paper_defaults_resolve_to_grids_under_paper_sampler_and_ranges_otherwise() -> None:
+    s = space.parse_space({"hidden_size": 32})
+    grid = s.resolved(["lstm"], grid_mode=True, search=False)["params"]
+    assert grid["lr"] == {"type": "categorical", "choices": [0.1, 0.2, 0.3, 0.5, 1, 2, 5]}
+    assert grid["clip_norm"]["choices"] == [1, 2.5, 5, 10, 20]
+    assert grid["init_scale"]["choices"] == [0.3, 0.7, 1, 1.4, 2, 2.8]
+    assert grid["layers"]["choices"] == [1, 2, 3, 4]
+    assert grid["hidden_size"] == {"type": "fixed", "value": 32}
+    rng = s.resolved(["lstm"], grid_mode=False, search=False)["params"]
+    assert rng["lr"] == {"type": "float", "low": 0.1, "high": 5, "log": True}
+    assert rng["layers"] == {"type": "int", "low": 1, "high": 4, "log": False}
+
+
+def test_gates_and_forget_bias_only_for_cells_that_have_them() -> None:
+    s = space.parse_space({"gates": ["forget_gate"], "forget_bias": [0, 1], "hidden_size": 8})
+    lstm = s.resolved(["lstm"], grid_mode=True, search=False)["params"]
+    gru = s.resolved(["gru"], grid_mode=True, search=False)["params"]
+    assert lstm["forget_gate"]["choices"] == [True, False] and "forget_bias" in lstm
+    assert "forget_gate" not in gru and "forget_bias" not in gru
+    both = s.resolved(["lstm", "gru"], grid_mode=True, search=True)
+    assert both["cell"]["choices"] == ["lstm", "gru"]
+    assert both["params"]["forget_gate"]["only_cells"] == ["lstm"]
+
+
+def test_canonical_json_is_order_independent() -> None:
+    a = space.parse_space({"lr": [1, 2], "hidden_size": 8}).resolved(
+        ["gru"], grid_mode=True, search=False
+    )
+    b = json.loads(space.canonical_json(a))
+    assert space.canonical_json(b) == space.canonical_json(a)
+    assert " " not in space.canonical_json(a)
+
+
+@pytest.mark.parametrize(
+    ("table", "needle"),
+    [
+        ({"learning_rate": [1]}, "learning_rate"),
+        ({"lr": {"low": 5, "high": 1}}, "low=5"),
+        ({"lr": {"low": -1, "high": 1, "log": True}}, "lr"),
+        ({"layers": [1, 7]}, "layers"),
+        ({"dropout": 1.5}, "dropout"),
+        ({"lr": {"grid": [1], "spread": 2}}, "spread"),
+        ({"gates": ["reset_gate"]}, "gates"),
+        ({"lr": []}, "lr"),
+        ({"hidden_size": 8, "param_budget": 1000}, "hidden_size or param_budget"),
+    ],
+)
+def test_bad_space_raises_config_error_naming_key_and_file(table: dict, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        space.parse_space(table, "studies/x.toml")
+    assert needle in str(info.value) and "studies/x.toml" in str(info.value)
+
+
+def test_study_file_unknown_key_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text("[study]\ntasks = ['xml']\nn_trails = 3\n")
+    with pytest.raises(ConfigError, match="n_trails.*bad.toml"):
+        space.load_study_file(str(f))
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "studies").glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_study_files_parse_and_resolve(path: Path) -> None:
+    from rnnopt import cells, tasks
+
+    sf = space.load_study_file(str(path))
+    for t in sf.study.get("tasks", [sf.study.get("task")]):
+        assert t in tasks.names()
+    chosen = sf.study.get("cells", list(space.PAPER_CELLS))
+    for c in chosen:
+        assert c in cells.names()
+    resolved = sf.space.resolved(chosen, grid_mode=sf.study.get("sampler") == "paper",
+                                 search=sf.study.get("mode") == "search")  # fmt: skip
+    assert resolved["params"]
