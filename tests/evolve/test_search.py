@@ -21,26 +21,13 @@ from rnnopt.evolve.report import format_report
 from rnnopt.evolve.search import Evolution, SearchConfig
 
 REPO = Path(__file__).resolve().parents[2]
+# fmt: off
 TINY = [
-    "--tasks",
-    "memorize,arith",
-    "--settings",
-    "2",
-    "--max-steps",
-    "6",
-    "--hidden",
-    "6",
-    "--eval-batches",
-    "1",
-    "--batch-size",
-    "4",
-    "--unroll",
-    "12",
-    "--references",
-    "none",
-    "--heartbeat",
-    "1",
+    "--tasks", "memorize,arith", "--settings", "1", "--max-steps", "6", "--hidden", "6",
+    "--eval-batches", "1", "--batch-size", "4", "--unroll", "12", "--references", "none",
+    "--heartbeat", "1",
 ]
+# fmt: on
 
 
 def _complete_evals(url: str) -> list[optuna.trial.FrozenTrial]:

@@ -93,7 +93,7 @@ def test_bad_study_file(body: str, needle: str, tmp_path: Path,
 def test_password_is_never_printed(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                    caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
     url = "postgresql://alice:s3cr3t-pw@127.0.0.1:1/rnnopt"
-    code, out, err = _run(["--study-file", str(tiny_study(tmp_path)), "--cells", "lstm",
+    code, out, err = _run(["--task", "xml", "--study-file", str(tiny_study(tmp_path)), "--cells", "lstm",
                            "--storage", url], capsys)  # fmt: skip
     assert code == 2 and "cannot connect" in err and "alice:***@" in err
     assert "s3cr3t-pw" not in out + err + caplog.text
