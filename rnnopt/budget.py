@@ -29,9 +29,7 @@ def model_parameters(
 
 
 @functools.lru_cache(maxsize=4096)
-def _count(
-    shape: tuple[str, int, int], cell: str, hidden: int, layers: int, opts: tuple
-) -> int:
+def _count(shape: tuple[str, int, int], cell: str, hidden: int, layers: int, opts: tuple) -> int:
     task = _Shape(*shape)
     try:
         with torch.device("meta"):

@@ -56,7 +56,8 @@ class SequenceModel(nn.Module):
         self.input_kind = task.input_kind
         self.hidden_size = hidden_size
         self.layers = layers
-        self.drop = nn.Dropout(dropout)
+        # Identity when there is no dropout: nn.Dropout(0) still costs a kernel per call.
+        self.drop: nn.Module = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.rnn = cells.StackedRNN(
             cell,
             hidden_size,

@@ -98,7 +98,9 @@ def make_objective(
         config_dict.update(extra)
         config_dict["cell_options"] = {**dict(base.get("cell_options", {})), **gate_options}
         origin = retried_from(trial)
-        config_dict.update(task=task, cell=cell_name, seed=seed + (origin or trial.number))
+        config_dict.update(
+            task=task, cell=cell_name, seed=seed + (trial.number if origin is None else origin)
+        )
         config = TrainConfig(**config_dict)
         trial.set_user_attr("cell", cell_name)
 
@@ -226,5 +228,7 @@ def _download(store: Any, artifact_id: str) -> bytes | None:
         with store.open_reader(artifact_id) as fh:
             return fh.read()
     except Exception as exc:
-        logger.warning("checkpoint %s not readable (%s); the retry starts from scratch", artifact_id, exc)
+        logger.warning(
+            "checkpoint %s not readable (%s); the retry starts from scratch", artifact_id, exc
+        )
         return None

@@ -56,8 +56,17 @@ __all__ = [
 ]
 
 PAPER_CELLS = (
-    "tanh", "lstm", "lstm-f", "lstm-i", "lstm-o", "lstm-b", "gru", "mut1", "mut2", "mut3",
-)  # fmt: skip
+    "tanh",
+    "lstm",
+    "lstm-f",
+    "lstm-i",
+    "lstm-o",
+    "lstm-b",
+    "gru",
+    "mut1",
+    "mut2",
+    "mut3",
+)
 
 # name -> integer valued?
 SPACE_PARAMS: dict[str, bool] = {
@@ -71,8 +80,19 @@ SPACE_PARAMS: dict[str, bool] = {
     "param_budget": True,
 }
 GATE_NAMES = ("input_gate", "output_gate", "forget_gate")
-STUDY_KEYS = ("tasks", "task", "cells", "mode", "sampler", "pruner", "n_trials", "max_steps",
-              "timeout", "seed", "study_name")  # fmt: skip
+STUDY_KEYS = (
+    "tasks",
+    "task",
+    "cells",
+    "mode",
+    "sampler",
+    "pruner",
+    "n_trials",
+    "max_steps",
+    "timeout",
+    "seed",
+    "study_name",
+)
 
 # The paper's grids (PAPER.md; the grids are unconfirmed, see docs/studies.md). The ranges
 # span each grid so that TPE & co. search the same region continuously.
@@ -325,9 +345,19 @@ class StudyFile:
 
 
 _TRAIN_KEYS = (
-    "cell_options", "task_options", "optimizer", "batch_size", "unroll", "eval_interval",
-    "eval_batches", "lr_decay", "patience", "bf16", "time_limit", "checkpoint_every",
-)  # fmt: skip
+    "cell_options",
+    "task_options",
+    "optimizer",
+    "batch_size",
+    "unroll",
+    "eval_interval",
+    "eval_batches",
+    "lr_decay",
+    "patience",
+    "bf16",
+    "time_limit",
+    "checkpoint_every",
+)
 _SIZE_KEYS = ("hidden_size", "param_budget")
 
 
@@ -346,7 +376,9 @@ def _check_train(
         if key in table:
             _parse_param(key, table[key], label + where)
             if isinstance(table[key], list | dict):
-                raise ConfigError(f"{label}.{key}: must be one integer (search it in [space]){where}")
+                raise ConfigError(
+                    f"{label}.{key}: must be one integer (search it in [space]){where}"
+                )
     return dict(table)
 
 
@@ -361,7 +393,9 @@ def resolve_study_path(name: str) -> Path:
     for c in candidates:
         if c.is_file():
             return c
-    raise ConfigError(f"study file {name!r} not found (looked in ., studies/ and {repo / 'studies'})")
+    raise ConfigError(
+        f"study file {name!r} not found (looked in ., studies/ and {repo / 'studies'})"
+    )
 
 
 def load_study_file(name: str) -> StudyFile:
@@ -379,7 +413,8 @@ def load_study_file(name: str) -> StudyFile:
     unknown = sorted(set(doc) - {"study", "train", "space", "description"})
     if unknown:
         raise ConfigError(
-            f"unknown table(s) {', '.join(unknown)}{where}; allowed: study, train, space, description"
+            f"unknown table(s) {', '.join(unknown)}{where}; "
+            "allowed: study, train, space, description"
         )
     study = doc.get("study", {})
     if not isinstance(study, dict):

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,18 +177,25 @@ def open_storage(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
-        try:
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period or 2 * heartbeat_interval,
-                heartbeat_stale_trial_callback=retry,
-            )
-        except Exception as exc:
-            raise StorageError(
-                f"cannot open storage {mask_url(url)!r}: {_scrub(str(exc), url)[:300]}"
-            ) from None
+        # Workers that start together on a fresh database race to create Optuna's schema;
+        # the losers see "already exists" errors and succeed on a second try.
+        for attempt in range(4):
+            try:
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period or 2 * heartbeat_interval,
+                    heartbeat_stale_trial_callback=retry,
+                )
+            except Exception as exc:
+                if attempt < 3 and "exist" in str(exc).lower():
+                    time.sleep(0.5 + attempt)
+                    continue
+                raise StorageError(
+                    f"cannot open storage {mask_url(url)!r}: {_scrub(str(exc), url)[:300]}"
+                ) from None
+    raise AssertionError("unreachable")
 
 
 def install_views_quietly(url: str) -> None:
@@ -238,13 +246,14 @@ def study_lock(url: str, study_name: str, timeout_s: float = 600) -> Iterator[No
     """
     path = sqlite_path(url)
     if path is not None:
-        lock_file = path.with_name(f".{path.name}.{_lock_key(study_name) & 0xFFFFFFFF:08x}.lock")
-        with open(lock_file, "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+        # One lock file per database; each study locks its own byte (POSIX record lock).
+        offset = _lock_key(study_name) & 0x3FFFFFFF
+        with open(path.with_name(f".{path.name}.lock"), "a+") as fh:
+            fcntl.lockf(fh, fcntl.LOCK_EX, 1, offset)
             try:
                 yield
             finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+                fcntl.lockf(fh, fcntl.LOCK_UN, 1, offset)
         return
     import sqlalchemy as sa
 

@@ -40,6 +40,7 @@ MODES = ("compare", "search")
 DEFAULT_N_TRIALS = 6
 DEFAULT_MAX_STEPS = 300
 DEFAULT_HIDDEN_SIZE = 64
+DEFAULT_EVAL_BATCHES = 10  # validation batches per evaluation without a study file
 DEFAULT_SAMPLER = "tpe"
 DEFAULT_PRUNER = "median"
 DEFAULT_HEARTBEAT_S = 60
@@ -104,14 +105,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cells", help="cell names, comma-separated (default: the paper's ten)")
     p.add_argument("--mode", choices=None, help="compare (one study per task and cell) | search")
     p.add_argument("--study-file", help="a study file: studies/NAME.toml or a path")
-    p.add_argument("--n-trials", type=int, help=f"trials per study, total across restarts "
-                   f"(default {DEFAULT_N_TRIALS})")  # fmt: skip
+    p.add_argument(
+        "--n-trials",
+        type=int,
+        help=f"trials per study, total across restarts (default {DEFAULT_N_TRIALS})",
+    )
     p.add_argument("--timeout", type=float, help="stop claiming new trials after SECONDS")
-    p.add_argument("--max-steps", type=int, help=f"training steps per trial "
-                   f"(default {DEFAULT_MAX_STEPS})")  # fmt: skip
+    p.add_argument(
+        "--max-steps", type=int, help=f"training steps per trial (default {DEFAULT_MAX_STEPS})"
+    )
     p.add_argument("--eval-interval", type=int, help="steps between evaluations (default max/10)")
-    p.add_argument("--sampler", help=f"{' | '.join(SAMPLERS)} (default {DEFAULT_SAMPLER}; "
-                   "paper: random search over the paper's grids)")  # fmt: skip
+    p.add_argument(
+        "--sampler",
+        help=f"{' | '.join(SAMPLERS)} (default {DEFAULT_SAMPLER}; "
+        "paper: random search over the paper's grids)",
+    )
     p.add_argument("--pruner", help=f"{' | '.join(PRUNERS)} (default {DEFAULT_PRUNER})")
     p.add_argument("--storage", help="database URL (default sqlite:///rnnopt.db in the cwd)")
     p.add_argument("--study-name", help="prefix of the study names (e.g. 'v2/')")
@@ -119,13 +127,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--seed", type=int, help="training seed base; also seeds the sampler")
     p.add_argument("--data-dir", help="data directory (default $RNNOPT_DATA or ./data)")
-    p.add_argument("--artifacts", help="checkpoint directory (default next to the SQLite file, "
-                   "else ./rnnopt-artifacts)")  # fmt: skip
-    p.add_argument("--heartbeat", type=int, default=DEFAULT_HEARTBEAT_S,
-                   help="seconds between trial heartbeats; a trial silent for twice as long is "
-                   f"retried (default {DEFAULT_HEARTBEAT_S})")  # fmt: skip
-    p.add_argument("--max-retry", type=int, default=DEFAULT_MAX_RETRY,
-                   help=f"retries of a trial whose worker died (default {DEFAULT_MAX_RETRY})")
+    p.add_argument(
+        "--artifacts",
+        help="checkpoint directory (default next to the SQLite file, else ./rnnopt-artifacts)",
+    )
+    p.add_argument(
+        "--heartbeat",
+        type=int,
+        default=DEFAULT_HEARTBEAT_S,
+        help="seconds between trial heartbeats; a trial silent for twice as long is "
+        f"retried (default {DEFAULT_HEARTBEAT_S})",
+    )
+    p.add_argument(
+        "--max-retry",
+        type=int,
+        default=DEFAULT_MAX_RETRY,
+        help=f"retries of a trial whose worker died (default {DEFAULT_MAX_RETRY})",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -151,8 +169,10 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
     fs = sf.study if sf else {}
     task_value = args.task or (",".join(fs["tasks"]) if "tasks" in fs else fs.get("task"))
     if not task_value:
-        raise ConfigError("no task given; use --task NAME (one of "
-                          f"{', '.join(task_registry.names())}) or a study file")  # fmt: skip
+        raise ConfigError(
+            "no task given; use --task NAME (one of "
+            f"{', '.join(task_registry.names())}) or a study file"
+        )
     tasks = _csv(task_value)
     for t in tasks:
         if t not in task_registry.names():
@@ -174,15 +194,19 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
         try:
             import cmaes  # noqa: F401
         except ImportError:
-            raise ConfigError("sampler 'cmaes' needs the cmaes package (pip install cmaes); "
-                              f"allowed without it: {', '.join(s for s in SAMPLERS if s != 'cmaes')}"
-                              ) from None  # fmt: skip
+            raise ConfigError(
+                "sampler 'cmaes' needs the cmaes package (pip install cmaes); "
+                f"allowed without it: {', '.join(s for s in SAMPLERS if s != 'cmaes')}"
+            ) from None
     pruner = _pick(args.pruner, fs.get("pruner"), DEFAULT_PRUNER)
     if pruner not in PRUNERS:
         raise ConfigError(f"unknown pruner {pruner!r}; allowed: {', '.join(PRUNERS)}")
-    n_trials = _check_int("--n-trials", _pick(args.n_trials, fs.get("n_trials"), DEFAULT_N_TRIALS), 1)
-    max_steps = _check_int("--max-steps", _pick(args.max_steps, fs.get("max_steps"),
-                                                DEFAULT_MAX_STEPS), 1)  # fmt: skip
+    n_trials = _check_int(
+        "--n-trials", _pick(args.n_trials, fs.get("n_trials"), DEFAULT_N_TRIALS), 1
+    )
+    max_steps = _check_int(
+        "--max-steps", _pick(args.max_steps, fs.get("max_steps"), DEFAULT_MAX_STEPS), 1
+    )
     workers = _check_int("--workers", args.workers, 1)
     heartbeat = _check_int("--heartbeat", args.heartbeat, 1)
     max_retry = _check_int("--max-retry", args.max_retry, 0)
@@ -196,19 +220,26 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
         raise ConfigError(f"--study-name {prefix!r} must be a one-line string")
 
     train = dict(sf.train) if sf else {}
-    eval_interval = _pick(args.eval_interval, train.pop("eval_interval", None),
-                          max(1, max_steps // 10))  # fmt: skip
+    if sf is None:
+        train["eval_batches"] = DEFAULT_EVAL_BATCHES  # study files evaluate on the whole split
+    eval_interval = _pick(
+        args.eval_interval, train.pop("eval_interval", None), max(1, max_steps // 10)
+    )
     eval_interval = _check_int("--eval-interval", eval_interval, 1)
     space = sf.space if sf else space_mod.parse_space({})
     if "hidden_size" not in space.params and "param_budget" not in space.params:
-        space.params["hidden_size"] = space_mod.Param("hidden_size", value=DEFAULT_HIDDEN_SIZE,
-                                                      integer=True)  # fmt: skip
+        space.params["hidden_size"] = space_mod.Param(
+            "hidden_size", value=DEFAULT_HIDDEN_SIZE, integer=True
+        )
     grid_mode = sampler == "paper"
 
     url = storage.normalize_url(args.storage)
     masked = storage.mask_url(url)
-    artifacts = Path(args.artifacts).expanduser().resolve() if args.artifacts else \
-        storage.default_artifact_dir(url)  # fmt: skip
+    artifacts = (
+        Path(args.artifacts).expanduser().resolve()
+        if args.artifacts
+        else storage.default_artifact_dir(url)
+    )
     storage.check_artifact_dir(artifacts)
 
     studies: list[StudyDef] = []
@@ -218,12 +249,17 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
         task_options = {**train.get("task_options", {}), **per_task.pop("task_options", {})}
         task = task_registry.get(task_name, data_dir=args.data_dir, **task_options)
         base = {**train, **per_task, "task_options": task_options}
-        base.update(max_steps=max_steps, eval_interval=eval_interval, device=args.device,
-                    data_dir=args.data_dir)  # fmt: skip
+        base.update(
+            max_steps=max_steps,
+            eval_interval=eval_interval,
+            device=args.device,
+            data_dir=args.data_dir,
+        )
         groups = [[c] for c in cells] if mode == "compare" else [cells]
         for group in groups:
-            resolved = space.resolved(group, grid_mode=grid_mode, search=mode == "search",
-                                      size=size)  # fmt: skip
+            resolved = space.resolved(
+                group, grid_mode=grid_mode, search=mode == "search", size=size
+            )
             cell_label = group[0] if mode == "compare" else "*"
             name = f"{prefix}{task_name}/{cell_label if mode == 'compare' else 'search'}"
             # Build one config from the space's first values: bad [train] settings fail now.
@@ -238,20 +274,44 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
                     TrainConfig(**cfg)
                 except TypeError as exc:
                     raise ConfigError(f"bad training settings for {name}: {exc}") from None
-            studies.append(StudyDef(name, task_name, cell_label, group, mode, resolved, base,
-                                    task.metric, task.direction))  # fmt: skip
+            studies.append(
+                StudyDef(
+                    name,
+                    task_name,
+                    cell_label,
+                    group,
+                    mode,
+                    resolved,
+                    base,
+                    task.metric,
+                    task.direction,
+                )
+            )
     storage.check_url(url)
     command = "python -m rnnopt.study " + " ".join(
         shlex.quote(storage.mask_url(a) if "://" in a else a)
         for a in (sys.argv[1:] if argv is None else argv)
     )
     return Plan(
-        url=url, masked_url=masked, artifacts=str(artifacts), studies=studies,
-        n_trials=n_trials, max_steps=max_steps, sampler=sampler, pruner=pruner, seed=seed,
-        sampler_seed=seed_given, timeout=timeout, workers=workers, device=args.device,
-        heartbeat=heartbeat, grace=None, max_retry=max_retry, command=command,
+        url=url,
+        masked_url=masked,
+        artifacts=str(artifacts),
+        studies=studies,
+        n_trials=n_trials,
+        max_steps=max_steps,
+        sampler=sampler,
+        pruner=pruner,
+        seed=seed,
+        sampler_seed=seed_given,
+        timeout=timeout,
+        workers=workers,
+        device=args.device,
+        heartbeat=heartbeat,
+        grace=None,
+        max_retry=max_retry,
+        command=command,
         eval_interval=eval_interval,
-    )  # fmt: skip
+    )
 
 
 def _probe_values(resolved: dict[str, Any], cell: str) -> dict[str, Any]:
@@ -260,8 +320,13 @@ def _probe_values(resolved: dict[str, Any], cell: str) -> dict[str, Any]:
         if "only_cells" in dist and cell not in dist["only_cells"]:
             continue
         kind = dist["type"]
-        out[name] = dist["value"] if kind == "fixed" else \
-            dist["choices"][0] if kind == "categorical" else dist["low"]  # fmt: skip
+        out[name] = (
+            dist["value"]
+            if kind == "fixed"
+            else dist["choices"][0]
+            if kind == "categorical"
+            else dist["low"]
+        )
     return out
 
 
@@ -295,7 +360,9 @@ def make_pruner(name: str, *, max_steps: int, eval_interval: int) -> Any:
             min_resource=eval_interval, max_resource=max_steps, reduction_factor=3
         )
     if name == "successive-halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=eval_interval, reduction_factor=3)
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=eval_interval, reduction_factor=3
+        )
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=eval_interval)
     if name == "percentile":
@@ -338,14 +405,18 @@ def prepare_studies(plan: Plan) -> None:
         if sd.name not in existing:
             continue
         attrs = optuna.load_study(study_name=sd.name, storage=storage).user_attrs
-        hint = (f"pass another --study-name prefix to start a new study, or delete it with "
-                f"`optuna delete-study --study-name {sd.name} --storage URL`")  # fmt: skip
+        hint = (
+            f"pass another --study-name prefix to start a new study, or delete it with "
+            f"`optuna delete-study --study-name {sd.name} --storage URL`"
+        )
         if attrs.get("rnnopt.space") not in (None, sd.space_json):
-            raise StorageError(f"study {sd.name!r} in {plan.masked_url} has a different search "
-                               f"space; {hint}")  # fmt: skip
+            raise StorageError(
+                f"study {sd.name!r} in {plan.masked_url} has a different search space; {hint}"
+            )
         if attrs.get("rnnopt.direction") not in (None, sd.direction):
-            raise StorageError(f"study {sd.name!r} has direction {attrs['rnnopt.direction']}; "
-                               f"{hint}")  # fmt: skip
+            raise StorageError(
+                f"study {sd.name!r} has direction {attrs['rnnopt.direction']}; {hint}"
+            )
         budget = json.loads(attrs.get("rnnopt.budget") or "{}")
         if budget.get("max_steps") not in (None, plan.max_steps):
             raise StorageError(
@@ -370,8 +441,9 @@ def prepare_studies(plan: Plan) -> None:
 
 def _slots_used(trials: Sequence[Any]) -> int:
     """Trials that count toward --n-trials: all but those replaced by a retry."""
-    replaced = {t.system_attrs["retry_history"][-1] for t in trials
-                if t.system_attrs.get("retry_history")}  # fmt: skip
+    replaced = {
+        t.system_attrs["retry_history"][-1] for t in trials if t.system_attrs.get("retry_history")
+    }
     return sum(1 for t in trials if t.number not in replaced)
 
 
@@ -384,13 +456,21 @@ def _requeue(study: Any, trial_id: int, max_retry: int) -> None:
     history = [*frozen.system_attrs.get("retry_history", []), frozen.number]
     if len(history) > max_retry:
         return
-    system = {**frozen.system_attrs, "failed_trial": frozen.system_attrs.get("failed_trial",
-              frozen.number), "retry_history": history}  # fmt: skip
+    system = {
+        **frozen.system_attrs,
+        "failed_trial": frozen.system_attrs.get("failed_trial", frozen.number),
+        "retry_history": history,
+    }
     user = {k: v for k, v in frozen.user_attrs.items() if k not in ("stop_reason", "reason")}
-    study.add_trial(optuna.trial.create_trial(
-        state=TrialState.WAITING, params=frozen.params, distributions=frozen.distributions,
-        user_attrs=user, system_attrs=system,
-    ))  # fmt: skip
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params=frozen.params,
+            distributions=frozen.distributions,
+            user_attrs=user,
+            system_attrs=system,
+        )
+    )
 
 
 class _Interrupted(Exception):
@@ -409,8 +489,10 @@ def _progress_line(sd: StudyDef, trials: Sequence[Any], n_trials: int) -> str:
         pick = max if sd.direction == "maximize" else min
         b = pick(complete, key=lambda t: t.value)
         best = f"{b.value:.4g} (trial {b.number})"
-    return (f"{sd.name}: {len(done) - (len(trials) - _slots_used(trials))}/{n_trials} done, "
-            f"{pruned} pruned, {max(0, failed)} failed, best {sd.metric} {best}")  # fmt: skip
+    return (
+        f"{sd.name}: {len(done) - (len(trials) - _slots_used(trials))}/{n_trials} done, "
+        f"{pruned} pruned, {max(0, failed)} failed, best {sd.metric} {best}"
+    )
 
 
 def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | None = None) -> None:
@@ -425,8 +507,7 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     # rnnopt drives trials with ask/tell plus its own heartbeat thread (see HeartbeatThread).
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
-    storage = st.open_storage(plan.url, heartbeat_interval=plan.heartbeat,
-                              max_retry=plan.max_retry)  # fmt: skip
+    storage = st.open_storage(plan.url, heartbeat_interval=plan.heartbeat, max_retry=plan.max_retry)
     store = st.artifact_store(Path(plan.artifacts))
     deadline = time.monotonic() + plan.timeout if plan.timeout else math.inf
     sampler_seed = None if plan.sampler_seed is None else plan.sampler_seed + 7919 * index
@@ -436,11 +517,13 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
     def study_of(sd: StudyDef) -> Any:
         if sd.name not in loaded:
             loaded[sd.name] = optuna.load_study(
-                study_name=sd.name, storage=storage,
+                study_name=sd.name,
+                storage=storage,
                 sampler=make_sampler(plan.sampler, sampler_seed),
-                pruner=make_pruner(plan.pruner, max_steps=plan.max_steps,
-                                   eval_interval=plan.eval_interval),
-            )  # fmt: skip
+                pruner=make_pruner(
+                    plan.pruner, max_steps=plan.max_steps, eval_interval=plan.eval_interval
+                ),
+            )
         return loaded[sd.name]
 
     def one_pass() -> bool:
@@ -450,9 +533,14 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
         for sd in plan.studies:
             study = study_of(sd)
             objective = make_objective(
-                task=sd.task, cell=None if sd.mode == "search" else sd.cell, space=sd.space,
-                base=sd.base, metric=sd.metric, artifact_store=store, seed=plan.seed,
-            )  # fmt: skip
+                task=sd.task,
+                cell=None if sd.mode == "search" else sd.cell,
+                space=sd.space,
+                base=sd.base,
+                metric=sd.metric,
+                artifact_store=store,
+                seed=plan.seed,
+            )
             while time.monotonic() < deadline:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -493,8 +581,9 @@ def _run_trial(study: Any, trial: Any, objective: Any, storage: Any, plan: Plan)
         _requeue(study, trial._trial_id, plan.max_retry)
         raise
     except Exception as exc:
-        logger.warning("trial %d of %s failed: %s: %s", trial.number, study.study_name,
-                       type(exc).__name__, exc)  # fmt: skip
+        logger.warning(
+            "trial %d of %s failed: %s: %s", trial.number, study.study_name, type(exc).__name__, exc
+        )
         if "stop_reason" not in trial.user_attrs:
             trial.set_user_attr("stop_reason", "failed")
             trial.set_user_attr("reason", f"{type(exc).__name__}: {exc}"[:1000])
@@ -503,9 +592,20 @@ def _run_trial(study: Any, trial: Any, objective: Any, storage: Any, plan: Plan)
         study.tell(trial, value)
 
 
+def _interrupt_on_sigterm() -> None:
+    """Treat SIGTERM (a scheduler's preemption, ``kill``) like Ctrl-C: fail and re-queue the
+    running trial, then exit."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def _worker_entry(plan: Plan, index: int) -> None:
     """Body of a ``--workers`` process: own storage connection, own device and threads."""
     setup_logging()
+    _interrupt_on_sigterm()
     import torch
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // plan.workers))
@@ -530,8 +630,10 @@ def _run_workers(plan: Plan, progress: Callable[[str], None]) -> int:
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker_entry, args=(plan, i), name=f"rnnopt-worker-{i}")
-             for i in range(plan.workers)]  # fmt: skip
+    procs = [
+        ctx.Process(target=_worker_entry, args=(plan, i), name=f"rnnopt-worker-{i}")
+        for i in range(plan.workers)
+    ]
     for p in procs:
         p.start()
     try:
@@ -569,13 +671,16 @@ def summary_table(plan: Plan) -> str:
         pick = max if sd.direction == "maximize" else min
         for cell in sd.cells:
             mine = [t for t in trials if sd.mode == "compare" or t.params.get("cell") == cell]
-            values = [t.value for t in mine if t.state == TrialState.COMPLETE
-                      and t.value is not None]  # fmt: skip
+            values = [
+                t.value for t in mine if t.state == TrialState.COMPLETE and t.value is not None
+            ]
             done = sum(t.state.is_finished() for t in mine)
             pruned = sum(t.state == TrialState.PRUNED for t in mine)
             best[(cell, sd.task)] = (pick(values) if values else math.nan, done, pruned)
-    metrics = {sd.task: f"{sd.metric} ({'max' if sd.direction == 'maximize' else 'min'})"
-               for sd in plan.studies}  # fmt: skip
+    metrics = {
+        sd.task: f"{sd.metric} ({'max' if sd.direction == 'maximize' else 'min'})"
+        for sd in plan.studies
+    }
     header = ["cell", *(f"{t} {metrics[t]}" for t in tasks)]
     rows = [header]
     for cell in cells:
@@ -585,8 +690,11 @@ def summary_table(plan: Plan) -> str:
                 row.append("")
                 continue
             v, done, pruned = best[(cell, t)]
-            row.append(f"{v:.4f}  [{done} trials, {pruned} pruned]" if not math.isnan(v)
-                       else f"-  [{done} trials, {pruned} pruned]")  # fmt: skip
+            row.append(
+                f"{v:.4f}  [{done} trials, {pruned} pruned]"
+                if not math.isnan(v)
+                else f"-  [{done} trials, {pruned} pruned]"
+            )
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
@@ -597,6 +705,7 @@ def summary_table(plan: Plan) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
+    _interrupt_on_sigterm()
     plan = make_plan(args, argv)
     prepare_studies(plan)
 
@@ -606,9 +715,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"storage:   {plan.masked_url}", flush=True)
     print(f"artifacts: {plan.artifacts}", flush=True)
     print(f"dashboard: optuna-dashboard {shlex.quote(plan.masked_url)}", flush=True)
-    print(f"studies:   {', '.join(sd.name for sd in plan.studies)} "
-          f"({plan.n_trials} trials each, {plan.max_steps} steps per trial, sampler "
-          f"{plan.sampler}, pruner {plan.pruner})", flush=True)  # fmt: skip
+    print(
+        f"studies:   {', '.join(sd.name for sd in plan.studies)} "
+        f"({plan.n_trials} trials each, {plan.max_steps} steps per trial, sampler "
+        f"{plan.sampler}, pruner {plan.pruner})",
+        flush=True,
+    )
     _run_workers(plan, progress)
     print(summary_table(plan), flush=True)
     return 0

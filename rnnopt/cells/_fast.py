@@ -77,6 +77,7 @@ def _lstm_forward(ctx, gx, w_h, h0, c0, a0, peep, flags):
     pos = {b: n for n, b in enumerate(blocks)}
     has_i, has_f, has_o = "i" in pos, "f" in pos, "o" in pos
     use_peep = peep is not None
+    w_h_in = w_h
     fgr = a0 is not None
     opts = dict(dtype=gx.dtype, device=gx.device)
 
@@ -85,10 +86,26 @@ def _lstm_forward(ctx, gx, w_h, h0, c0, a0, peep, flags):
     out = torch.empty(T, B, H, **opts)
     tmp = torch.empty(B, H, **opts)
     blk = acts.view(T, B, G, H)
+    in_act = flags.input_activation
+    out_act = flags.output_activation
+    # tanh(x) = 2 sigmoid(2x) - 1. torch's CPU tanh costs about five sigmoids, and this way
+    # i, f and g share one sigmoid call: g's rows of gx and w_h are scaled by 2 up front.
+    pos_g = pos["g"]
+    if in_act:
+        acts.copy_(gx)
+        blk[:, :, pos_g].mul_(2.0)
+        w_h = w_h.clone()
+        w_h[pos_g * H : (pos_g + 1) * H].mul_(2.0)
+    tc_all = torch.empty(T, B, H, **opts) if out_act else None  # tanh(c_t)
+    tc_t = tc_all.unbind(0) if out_act else None
+    # y = 2 s - 1 as one addcmul with tensor operands (a Python scalar costs a conversion)
+    minus_one = torch.full((B, H), -1.0, **opts)
+    two = torch.full((B, H), 2.0, **opts)
     # Per-step views, made once by unbind (one C++ call) instead of T Python slicings.
     gx_t, acts_t, c_t, out_t = gx.unbind(0), acts.unbind(0), c_all.unbind(0), out.unbind(0)
     n_sig_front = int(has_i) + int(has_f)  # i, f: contiguous sigmoid blocks at the front
-    sig_front = acts[:, :, : n_sig_front * H].unbind(0) if n_sig_front else None
+    n_front = n_sig_front + int(in_act)
+    sig_front = acts[:, :, : n_front * H].unbind(0) if n_front else None
     g_t = blk[:, :, pos["g"]].unbind(0)
     i_t = blk[:, :, pos["i"]].unbind(0) if has_i else None
     f_t = blk[:, :, pos["f"]].unbind(0) if has_f else None
@@ -113,20 +130,21 @@ def _lstm_forward(ctx, gx, w_h, h0, c0, a0, peep, flags):
         w_hh_t = w_h.t()
 
     h, c = h0, c0
-    in_act = flags.input_activation
-    out_act = flags.output_activation
     coupled = flags.coupled
     for t in range(T):
         pre = acts_t[t]
-        torch.addmm(gx_t[t], h, w_hh_t, out=pre)
+        if in_act:
+            pre.addmm_(h, w_hh_t)
+        else:
+            torch.addmm(gx_t[t], h, w_hh_t, out=pre)
         if fgr:
             pre.addmm_(a0 if t == 0 else a_t[t - 1], w_ha_t)
-        if n_sig_front:
-            if use_peep:
-                pre_if_t[t].addcmul_(c.unsqueeze(1), pf)
+        if use_peep and n_sig_front:
+            pre_if_t[t].addcmul_(c.unsqueeze(1), pf)
+        if n_front:
             sig_front[t].sigmoid_()
         if in_act:
-            g_t[t].tanh_()
+            torch.addcmul(minus_one, g_t[t], two, out=g_t[t])
         cn = c_t[t]
         if has_f:
             torch.mul(f_t[t], c, out=cn)
@@ -146,13 +164,16 @@ def _lstm_forward(ctx, gx, w_h, h0, c0, a0, peep, flags):
             if use_peep:
                 o.addcmul_(cn, p_o)
             o.sigmoid_()
-            if out_act:
-                torch.tanh(cn, out=tmp)
-                torch.mul(o, tmp, out=out_t[t])
+        if out_act:
+            tc = tc_t[t]
+            torch.add(cn, cn, out=tc).sigmoid_()
+            torch.addcmul(minus_one, tc, two, out=tc)
+            if has_o:
+                torch.mul(o, tc, out=out_t[t])
             else:
-                torch.mul(o, cn, out=out_t[t])
-        elif out_act:
-            torch.tanh(cn, out=out_t[t])
+                out_t[t].copy_(tc)
+        elif has_o:
+            torch.mul(o, cn, out=out_t[t])
         else:
             out_t[t].copy_(cn)
         if fgr:
@@ -160,7 +181,7 @@ def _lstm_forward(ctx, gx, w_h, h0, c0, a0, peep, flags):
                 dst[t].copy_(src[t])
         h, c = out_t[t], cn
 
-    saved = [acts, c_all, out, h0, c0, w_h]
+    saved = [acts, c_all, out, h0, c0, w_h_in, tc_all]
     if fgr:
         saved += [a0, a_hist]
     if use_peep:
@@ -179,8 +200,8 @@ def _lstm_backward(ctx, g_out, g_h, g_c, g_a):
     flags = ctx.flags
     fgr, use_peep = ctx.fgr, ctx.use_peep
     saved = list(ctx.saved_tensors)
-    acts, c_all, out, h0, c0, w_h = saved[:6]
-    rest = saved[6:]
+    acts, c_all, out, h0, c0, w_h, tc_all = saved[:7]
+    rest = saved[7:]
     if fgr:
         a0, a_hist = rest[:2]
         rest = rest[2:]
@@ -199,29 +220,34 @@ def _lstm_backward(ctx, g_out, g_h, g_c, g_a):
     f_a = blk[:, :, pos["f"]] if has_f else None
     g_a_ = blk[:, :, pos["g"]]
     o_a = blk[:, :, pos["o"]] if has_o else None
-    c_prev = torch.cat((c0.unsqueeze(0), c_all[:-1]), 0)
+    # c_{t-1} for all t, materialised only where a per-step view is not enough
+    need_c_prev = flags.coupled or (use_peep and (has_i or has_f))
+    c_prev = torch.cat((c0.unsqueeze(0), c_all[:-1]), 0) if need_c_prev else None
 
-    # Coefficients independent of the incoming gradient, for all steps at once.
-    if flags.output_activation:
-        tc = torch.tanh(c_all)
-        dtc = 1.0 - tc * tc
-    else:
-        tc, dtc = c_all, None
+    # Coefficients independent of the incoming gradient, for all steps at once, written
+    # in place where possible: backward's peak memory is what a training step pays.
+    tc = tc_all if flags.output_activation else c_all
     if has_o:
-        a_o = tc * o_a * (1.0 - o_a)  # dpre_o = dh * a_o
-        b_c = o_a * dtc if dtc is not None else o_a  # dc += dh * b_c
+        a_o = torch.neg(o_a).add_(1.0).mul_(o_a).mul_(tc)  # dpre_o = dh * tc o (1 - o)
+        if flags.output_activation:
+            b_c = torch.mul(tc, tc).neg_().add_(1.0).mul_(o_a)  # dc += dh o (1 - tanh^2 c)
+        else:
+            b_c = o_a
     else:
         a_o = None
-        b_c = dtc
+        b_c = torch.mul(tc, tc).neg_().add_(1.0) if flags.output_activation else None
+    del tc
     N = torch.empty(T, B, k, H, dtype=acts.dtype, device=acts.device)
-    if has_i:
-        di = i_a * (1.0 - i_a)
-        torch.mul(g_a_ - c_prev if flags.coupled else g_a_, di, out=N[:, :, pos["i"]])
-    if has_f:
-        torch.mul(c_prev, f_a * (1.0 - f_a), out=N[:, :, pos["f"]])
-    n_g = N[:, :, pos["g"]]
+    if has_i:  # dpre_i = dc * i (1 - i) * (g, or g - c_prev when coupled)
+        n_i = torch.neg(i_a, out=N[:, :, pos["i"]]).add_(1.0).mul_(i_a)
+        n_i.mul_(g_a_ - c_prev if flags.coupled else g_a_)
+    if has_f:  # dpre_f = dc * f (1 - f) c_prev
+        n_f = torch.neg(f_a, out=N[:, :, pos["f"]]).add_(1.0).mul_(f_a)
+        n_f[1:].mul_(c_all[:-1])
+        n_f[0].mul_(c0)
+    n_g = N[:, :, pos["g"]]  # dpre_g = dc * i * act'(g)
     if flags.input_activation:
-        torch.sub(1.0, g_a_ * g_a_, out=n_g)
+        torch.mul(g_a_, g_a_, out=n_g).neg_().add_(1.0)
         if has_i:
             n_g.mul_(i_a)
     elif has_i:
@@ -309,12 +335,10 @@ def _lstm_backward(ctx, g_out, g_h, g_c, g_a):
     d_peep = None
     if need_peep and use_peep:
         d_peep = torch.zeros_like(peep)
-        if has_i:
-            d_peep[0] = (dblk[:, :, pos["i"]] * c_prev).sum((0, 1))
-        if has_f:
-            d_peep[1] = (dblk[:, :, pos["f"]] * c_prev).sum((0, 1))
-        if has_o:
-            d_peep[2] = (dblk[:, :, pos["o"]] * c_all).sum((0, 1))
+        scratch = N[:, :, 0]  # N is dead after the loop: reuse it for the products
+        for row, gate, c_seen in ((0, "i", c_prev), (1, "f", c_prev), (2, "o", c_all)):
+            if gate in pos:
+                d_peep[row] = torch.mul(dblk[:, :, pos[gate]], c_seen, out=scratch).sum((0, 1))
     return (
         dgates if need_gx else None,
         d_wh,
@@ -369,12 +393,15 @@ def _gru_forward(ctx, gx, u_z, u_r, w_c, h0, z_input, blend):
     rh_all = torch.empty(T, B, H, **opts)
     out = torch.empty(T, B, H, **opts)
     tmp = torch.empty(B, H, **opts)
+    minus_one = torch.full((B, H), -1.0, **opts)
+    two = torch.full((B, H), 2.0, **opts)
     out_t, rh_t = out.unbind(0), rh_all.unbind(0)
     z_t = acts[:, :, :H].unbind(0)
     r_t = acts[:, :, H : 2 * H].unbind(0)
     g_t = acts[:, :, 2 * H :].unbind(0)
-    gxc_t = gx[:, :, 2 * H :].unbind(0)
-    w_c_t = w_c.t()
+    # tanh(x) = 2 sigmoid(2x) - 1 (torch's CPU tanh costs about five sigmoids)
+    torch.mul(gx[:, :, 2 * H :], 2.0, out=acts[:, :, 2 * H :])
+    w_c_t = (w_c * 2.0).t()
     if z_input == "h":
         u_zr_t = torch.cat((u_z, u_r), 0).t()
         zr_t = acts[:, :, : 2 * H].unbind(0)
@@ -397,13 +424,14 @@ def _gru_forward(ctx, gx, u_z, u_r, w_c, h0, z_input, blend):
             torch.addmm(gxr_t[t], h, u_r_t, out=r_t[t])
             r_t[t].sigmoid_()
             if z_input == "tanh_h":
-                torch.tanh(h, out=tmp)
+                torch.add(h, h, out=tmp).sigmoid_()
+                torch.addcmul(minus_one, tmp, two, out=tmp)  # tanh(h)
                 torch.addmm(gxz_t[t], tmp, u_z_t, out=z_t[t])
                 z_t[t].sigmoid_()
         torch.mul(r_t[t], h, out=rh_t[t])
         g = g_t[t]
-        torch.addmm(gxc_t[t], rh_t[t], w_c_t, out=g)
-        g.tanh_()
+        g.addmm_(rh_t[t], w_c_t).sigmoid_()
+        torch.addcmul(minus_one, g, two, out=g)
         if mut:  # h' = g z + h (1 - z) = h + z (g - h)
             torch.sub(g, h, out=tmp)
             torch.addcmul(h, z_t[t], tmp, out=out_t[t])

@@ -108,6 +108,8 @@ def train(
     there; ``resume`` continues from one (bit-identical to an uninterrupted run on CPU).
     ``progress``: a one-line progress display on stderr; default only when stderr is a TTY.
     A NaN or infinite loss or gradient norm ends the run as "diverged"; it never raises.
+    Python's and torch's global random generators are seeded with ``config.seed``; a
+    ``time_limit`` counts wall time across resumes.
     """
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
@@ -192,10 +194,12 @@ class _Run:
         self.state: State | None = None
         self.train_tokens = 0
         self.train_time = 0.0
-        self.elapsed_before = 0.0
+        self.elapsed_before = 0.0  # wall seconds spent before a resume
+        self.elapsed_now = 0.0
         self.loss_sum = 0.0
         self.loss_count = 0
         self.stream: Iterator[Any] | None = None
+        self.problem = ""
 
     # ----------------------------------------------------------------------------- lifecycle
     def close(self) -> None:
@@ -233,14 +237,15 @@ class _Run:
         start = time.monotonic()
         reason, message = "finished", ""
         while self.step < cfg.max_steps:
+            t0 = time.perf_counter()  # throughput includes producing the batch
             batch = next(self.stream)
-            t0 = time.perf_counter()
             loss, norm = self._train_step(batch)
             self.train_time += time.perf_counter() - t0
             if not (math.isfinite(loss) and math.isfinite(norm)):
                 reason = "diverged"
                 what = "loss" if not math.isfinite(loss) else "gradient norm"
-                message = f"non-finite {what} at step {self.step + 1}"
+                message = self.problem or f"non-finite {what}"
+                message += f" at step {self.step + 1}"
                 break
             self.step += 1
             self.train_tokens += int(batch.tokens)
@@ -316,7 +321,14 @@ class _Run:
         # One host sync per step for both divergence checks.
         loss_value, norm_value = torch.stack([loss.detach().float(), norm.float()]).tolist()
         if math.isfinite(loss_value) and math.isfinite(norm_value):
-            self.optimizer.step()
+            try:
+                self.optimizer.step()
+            except RuntimeError as exc:
+                # An astronomically large learning rate overflows inside the optimizer.
+                if "overflow" not in str(exc):
+                    raise
+                self.problem = f"optimizer step overflowed ({exc})"
+                return loss_value, math.inf
             self.state = new_state if self.task.stateful else None
         return loss_value, norm_value
 
@@ -435,8 +447,6 @@ class _Run:
         self.loss_sum = float(p["loss_sum"])
         self.loss_count = int(p["loss_count"])
         _checkpoint.set_rng_state(p["rng"])
-
-    elapsed_now = 0.0
 
 
 def _cpu(state: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor] | None:

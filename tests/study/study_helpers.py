@@ -29,11 +29,21 @@ layers = 1
 """
 
 
-def tiny_study(tmp: Path, *, max_steps: int = 30, n_trials: int = 2, eval_interval: int = 10,
-               extra: str = "", name: str = "tiny.toml") -> Path:  # fmt: skip
+def tiny_study(
+    tmp: Path,
+    *,
+    max_steps: int = 30,
+    n_trials: int = 2,
+    eval_interval: int = 10,
+    extra: str = "",
+    name: str = "tiny.toml",
+) -> Path:
     path = tmp / name
-    path.write_text(TINY.format(max_steps=max_steps, n_trials=n_trials,
-                                eval_interval=eval_interval, extra=extra))  # fmt: skip
+    path.write_text(
+        TINY.format(
+            max_steps=max_steps, n_trials=n_trials, eval_interval=eval_interval, extra=extra
+        )
+    )
     return path
 
 
@@ -47,15 +57,23 @@ def cli_env() -> dict[str, str]:
 def popen(args: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "rnnopt.study", *args],
-        cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=cwd,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def run(args: list[str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "rnnopt.study", *args],
-        cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+        cwd=cwd,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
@@ -68,5 +86,7 @@ def trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
 
 def slots(ts: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
     """Trials that count toward --n-trials (not replaced by a retry)."""
-    replaced = {t.system_attrs["retry_history"][-1] for t in ts if t.system_attrs.get("retry_history")}
+    replaced = {
+        t.system_attrs["retry_history"][-1] for t in ts if t.system_attrs.get("retry_history")
+    }
     return [t for t in ts if t.number not in replaced]

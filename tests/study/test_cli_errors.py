@@ -7,11 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
+from study_helpers import tiny_study
 
 from rnnopt._cli import run_cli
 from rnnopt.study import main
-
-from study_helpers import tiny_study
 
 
 def _digest(path: Path) -> str | None:
@@ -35,16 +34,23 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
         (["--task", "xml", "--mode", "both"], "unknown mode 'both'"),
         (["--task", "xml", "--storage", "oracle://u@h/db"], "unsupported storage URL scheme"),
         (["--task", "xml", "--storage", "not a url"], "bad storage URL"),
-        (["--task", "xml", "--storage", "postgresql+psycopg://postgres@127.0.0.1:1/x"],
-         "cannot connect to postgresql"),
-        (["--task", "xml", "--storage", "sqlite:////nonexistent-dir/sub/r.db"],
-         "directory /nonexistent-dir/sub does not exist"),
+        (
+            ["--task", "xml", "--storage", "postgresql+psycopg://postgres@127.0.0.1:1/x"],
+            "cannot connect to postgresql",
+        ),
+        (
+            ["--task", "xml", "--storage", "sqlite:////nonexistent-dir/sub/r.db"],
+            "directory /nonexistent-dir/sub does not exist",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_option_exits_2_with_one_line(
-    extra: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    needle: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     monkeypatch.chdir(tmp_path)
     db = tmp_path / "rnnopt.db"
     args = ["--study-file", str(tiny_study(tmp_path)), "--cells", "lstm", *extra]
@@ -63,8 +69,19 @@ def test_unwritable_sqlite_directory(tmp_path: Path, capsys: pytest.CaptureFixtu
     else:
         (tmp_path / "ro").mkdir(mode=0o500)
         target = tmp_path / "ro" / "r.db"
-    code, _, err = _run(["--task", "xml", "--study-file", str(tiny_study(tmp_path)), "--cells", "lstm",
-                         "--storage", f"sqlite:///{target}"], capsys)  # fmt: skip
+    code, _, err = _run(
+        [
+            "--task",
+            "xml",
+            "--study-file",
+            str(tiny_study(tmp_path)),
+            "--cells",
+            "lstm",
+            "--storage",
+            f"sqlite:///{target}",
+        ],
+        capsys,
+    )
     assert code == 2 and err.startswith("error: ") and str(target.parent) in err
     assert not target.exists()
 
@@ -79,22 +96,36 @@ def test_unwritable_sqlite_directory(tmp_path: Path, capsys: pytest.CaptureFixtu
         ("[study\n", "not valid TOML"),
     ],
 )
-def test_bad_study_file(body: str, needle: str, tmp_path: Path,
-                        capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_bad_study_file(
+    body: str, needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     f = tmp_path / "bad.toml"
     f.write_text(body)
     db = tmp_path / "r.db"
-    code, _, err = _run(["--task", "xml", "--study-file", str(f),
-                         "--storage", f"sqlite:///{db}"], capsys)  # fmt: skip
+    code, _, err = _run(
+        ["--task", "xml", "--study-file", str(f), "--storage", f"sqlite:///{db}"], capsys
+    )
     assert code == 2 and needle in err and str(f) in err and err.count("\n") == 1, err
     assert not db.exists()
 
 
-def test_password_is_never_printed(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                   caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_password_is_never_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     url = "postgresql://alice:s3cr3t-pw@127.0.0.1:1/rnnopt"
-    code, out, err = _run(["--task", "xml", "--study-file", str(tiny_study(tmp_path)), "--cells", "lstm",
-                           "--storage", url], capsys)  # fmt: skip
+    code, out, err = _run(
+        [
+            "--task",
+            "xml",
+            "--study-file",
+            str(tiny_study(tmp_path)),
+            "--cells",
+            "lstm",
+            "--storage",
+            url,
+        ],
+        capsys,
+    )
     assert code == 2 and "cannot connect" in err and "alice:***@" in err
     assert "s3cr3t-pw" not in out + err + caplog.text
 
@@ -110,13 +141,33 @@ def test_changed_space_is_refused_and_database_unchanged(
     assert code == 0, err
     assert "xml/tanh" in out and "optuna-dashboard" in out
     before = _digest(db)
-    changed = tiny_study(tmp_path, max_steps=10, n_trials=1, eval_interval=5,
-                         extra="lr = [0.5, 1]", name="changed.toml")  # fmt: skip
-    code, _, err = _run(["--task", "xml", "--cells", "tanh", "--storage", url,
-                         "--study-file", str(changed)], capsys)  # fmt: skip
+    changed = tiny_study(
+        tmp_path,
+        max_steps=10,
+        n_trials=1,
+        eval_interval=5,
+        extra="lr = [0.5, 1]",
+        name="changed.toml",
+    )
+    code, _, err = _run(
+        ["--task", "xml", "--cells", "tanh", "--storage", url, "--study-file", str(changed)], capsys
+    )
     assert code == 2 and "different search space" in err and "--study-name" in err
     assert _digest(db) == before
     # A new prefix starts a new study next to the old one.
-    code, out, err = _run(["--task", "xml", "--cells", "tanh", "--storage", url, "--study-name",
-                           "v2/", "--study-file", str(changed)], capsys)  # fmt: skip
+    code, out, err = _run(
+        [
+            "--task",
+            "xml",
+            "--cells",
+            "tanh",
+            "--storage",
+            url,
+            "--study-name",
+            "v2/",
+            "--study-file",
+            str(changed),
+        ],
+        capsys,
+    )
     assert code == 0 and "v2/xml/tanh" in out, err

@@ -69,7 +69,7 @@ def test_bad_space_raises_config_error_naming_key_and_file(table: dict, needle: 
 def test_study_file_unknown_key_is_refused(tmp_path: Path) -> None:
     f = tmp_path / "bad.toml"
     f.write_text("[study]\ntasks = ['xml']\nn_trails = 3\n")
-    with pytest.raises(ConfigError, match="n_trails.*bad.toml"):
+    with pytest.raises(ConfigError, match=r"n_trails.*bad\.toml"):
         space.load_study_file(str(f))
 
 
@@ -83,6 +83,9 @@ def test_shipped_study_files_parse_and_resolve(path: Path) -> None:
     chosen = sf.study.get("cells", list(space.PAPER_CELLS))
     for c in chosen:
         assert c in cells.names()
-    resolved = sf.space.resolved(chosen, grid_mode=sf.study.get("sampler") == "paper",
-                                 search=sf.study.get("mode") == "search")  # fmt: skip
+    resolved = sf.space.resolved(
+        chosen,
+        grid_mode=sf.study.get("sampler") == "paper",
+        search=sf.study.get("mode") == "search",
+    )
     assert resolved["params"]

@@ -18,8 +18,21 @@ pytestmark = [pytest.mark.storage, pytest.mark.slow]
 @pytest.mark.parametrize("storage_url", ["sqlite", "postgresql", "mysql"], indirect=True)
 def test_short_study_completes(storage_url: str, tmp_path: Path) -> None:
     study = tiny_study(tmp_path, max_steps=20, n_trials=2, eval_interval=10)
-    res = run(["--task", "xml", "--cells", "gru", "--study-file", str(study),
-               "--storage", storage_url, "--artifacts", str(tmp_path / "art")], tmp_path)  # fmt: skip
+    res = run(
+        [
+            "--task",
+            "xml",
+            "--cells",
+            "gru",
+            "--study-file",
+            str(study),
+            "--storage",
+            storage_url,
+            "--artifacts",
+            str(tmp_path / "art"),
+        ],
+        tmp_path,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert "optuna-dashboard" in res.stdout and "gru" in res.stdout.splitlines()[-1]
     ts = trials(storage_url, "xml/gru")
@@ -35,8 +48,23 @@ def test_short_study_completes(storage_url: str, tmp_path: Path) -> None:
     assert json.loads(attrs["rnnopt.budget"]) == {"n_trials": 2, "max_steps": 20}
     assert json.loads(attrs["rnnopt.space"])["params"]["hidden_size"]["value"] == 16
     # Rerunning with a larger total continues; finished trials are not redone.
-    res = run(["--task", "xml", "--cells", "gru", "--study-file", str(study), "--n-trials", "3",
-               "--storage", storage_url, "--artifacts", str(tmp_path / "art")], tmp_path)  # fmt: skip
+    res = run(
+        [
+            "--task",
+            "xml",
+            "--cells",
+            "gru",
+            "--study-file",
+            str(study),
+            "--n-trials",
+            "3",
+            "--storage",
+            storage_url,
+            "--artifacts",
+            str(tmp_path / "art"),
+        ],
+        tmp_path,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     again = trials(storage_url, "xml/gru")
     assert len(again) == 3 and [t.datetime_start for t in again[:2]] == [
@@ -46,11 +74,21 @@ def test_short_study_completes(storage_url: str, tmp_path: Path) -> None:
 
 def test_three_workers_reach_exactly_n_trials(postgres_url: str, tmp_path: Path) -> None:
     study = tiny_study(tmp_path, max_steps=10, n_trials=7, eval_interval=5)
-    args = ["--task", "xml", "--cells", "tanh", "--study-file", str(study),
-            "--storage", postgres_url, "--artifacts", str(tmp_path / "art")]  # fmt: skip
+    args = [
+        "--task",
+        "xml",
+        "--cells",
+        "tanh",
+        "--study-file",
+        str(study),
+        "--storage",
+        postgres_url,
+        "--artifacts",
+        str(tmp_path / "art"),
+    ]
     procs = [popen(args, tmp_path) for _ in range(3)]
     for p in procs:
-        out, err = p.communicate(timeout=240)
+        _, err = p.communicate(timeout=240)
         assert p.returncode == 0, err[-2000:]
     ts = trials(postgres_url, "xml/tanh")
     assert len(ts) == 7 and sorted(t.number for t in ts) == list(range(7))
@@ -79,10 +117,24 @@ def _running_with_checkpoint(url: str, name: str, min_step: int):  # type: ignor
     return None
 
 
-def test_killed_worker_trial_is_retried_from_its_checkpoint(sqlite_url: str, tmp_path: Path) -> None:
+def test_killed_worker_trial_is_retried_from_its_checkpoint(
+    sqlite_url: str, tmp_path: Path
+) -> None:
     study = tiny_study(tmp_path, max_steps=400, n_trials=1, eval_interval=10)
-    args = ["--task", "xml", "--cells", "tanh", "--study-file", str(study), "--pruner", "none",
-            "--storage", sqlite_url, "--heartbeat", "1"]  # fmt: skip
+    args = [
+        "--task",
+        "xml",
+        "--cells",
+        "tanh",
+        "--study-file",
+        str(study),
+        "--pruner",
+        "none",
+        "--storage",
+        sqlite_url,
+        "--heartbeat",
+        "1",
+    ]
     first = popen(args, tmp_path)
     try:
         victim = _wait_for(lambda: _running_with_checkpoint(sqlite_url, "xml/tanh", 20))
@@ -105,8 +157,18 @@ def test_killed_worker_trial_is_retried_from_its_checkpoint(sqlite_url: str, tmp
 
 def test_ctrl_c_then_rerun_completes_with_the_right_count(sqlite_url: str, tmp_path: Path) -> None:
     study = tiny_study(tmp_path, max_steps=200, n_trials=2, eval_interval=10)
-    args = ["--task", "xml", "--cells", "tanh", "--study-file", str(study), "--pruner", "none",
-            "--storage", sqlite_url]  # fmt: skip
+    args = [
+        "--task",
+        "xml",
+        "--cells",
+        "tanh",
+        "--study-file",
+        str(study),
+        "--pruner",
+        "none",
+        "--storage",
+        sqlite_url,
+    ]
     first = popen(args, tmp_path)
     try:
         _wait_for(lambda: _running_with_checkpoint(sqlite_url, "xml/tanh", 10))
@@ -128,11 +190,33 @@ def test_ctrl_c_then_rerun_completes_with_the_right_count(sqlite_url: str, tmp_p
 
 def test_pruner_prunes_weak_trials_and_says_why(sqlite_url: str, tmp_path: Path) -> None:
     # Half the grid is a learning rate far too small to learn anything in 60 steps.
-    study = tiny_study(tmp_path, max_steps=60, n_trials=8, eval_interval=10,
-                       extra="lr = [0.0001, 2.0]\nclip_norm = 5\ninit_scale = 1")  # fmt: skip
-    res = run(["--task", "xml", "--cells", "gru", "--study-file", str(study), "--sampler",
-               "paper", "--pruner", "median", "--seed", "3", "--storage", sqlite_url],
-              tmp_path, timeout=300)  # fmt: skip
+    study = tiny_study(
+        tmp_path,
+        max_steps=60,
+        n_trials=8,
+        eval_interval=10,
+        extra="lr = [0.0001, 2.0]\nclip_norm = 5\ninit_scale = 1",
+    )
+    res = run(
+        [
+            "--task",
+            "xml",
+            "--cells",
+            "gru",
+            "--study-file",
+            str(study),
+            "--sampler",
+            "paper",
+            "--pruner",
+            "median",
+            "--seed",
+            "3",
+            "--storage",
+            sqlite_url,
+        ],
+        tmp_path,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     ts = trials(sqlite_url, "xml/gru")
     pruned = [t for t in ts if t.state == TrialState.PRUNED]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import torch
 
 from rnnopt.train import TrainConfig
 
@@ -34,6 +35,15 @@ def small_config(task: str, **overrides: Any) -> TrainConfig:
         base["task_options"]["force_close_after"] = 6
     base.update(overrides)
     return TrainConfig.from_dict(base)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    # These models are tiny: one intra-op thread is faster, and much faster on a busy machine.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from rnnopt import cells, tasks
-from rnnopt.train import TrainResult, train
+from rnnopt.train import TrainConfig, TrainResult, train
 from rnnopt.train import _loop as loop
 
 
@@ -17,26 +18,48 @@ def _better(task_name: str, a: float, b: float) -> bool:
     return a > b if tasks.get(task_name).direction == "maximize" else a < b
 
 
-# Steps and learning rate per task, small enough for CI; each stays a few seconds on one core.
+# Steps and optimiser per task, small enough for CI; each run takes a few seconds on one core.
 LEARNING = {
-    "arith": {"max_steps": 240, "eval_interval": 40, "optimizer": "adam", "lr": 0.01},
-    "memorize": {"max_steps": 240, "eval_interval": 40, "optimizer": "adam", "lr": 0.01},
-    "xml": {"max_steps": 200, "eval_interval": 40, "optimizer": "adam", "lr": 0.01},
-    "ptb": {"max_steps": 120, "eval_interval": 40, "lr": 1.0, "eval_batches": 8},
+    "arith": {"max_steps": 200, "eval_interval": 50, "optimizer": "adam", "lr": 0.01},
+    "memorize": {
+        "max_steps": 300,
+        "eval_interval": 100,
+        "optimizer": "adam",
+        "lr": 0.02,
+        "patience": 2,
+        "hidden_size": 64,
+    },
+    "xml": {"max_steps": 150, "eval_interval": 50, "optimizer": "adam", "lr": 0.01},
+    "ptb": {"max_steps": 60, "eval_interval": 20, "lr": 1.0},
 }
-MUSIC_DEFAULT = {"max_steps": 60, "eval_interval": 20, "optimizer": "adam", "lr": 0.01}
+MUSIC = {"max_steps": 60, "eval_interval": 20, "optimizer": "adam", "lr": 0.003}
+
+
+def _untrained_metrics(config: TrainConfig) -> dict[str, float]:
+    """Valid metrics of the freshly initialised model the run starts from."""
+    run = loop._Run(config, None, None, False)
+    try:
+        return run._evaluate("valid")
+    finally:
+        run.close()
 
 
 @pytest.mark.parametrize("task_name", tasks.names())
 def test_loss_falls_and_metric_improves_on_every_task(small, task_name: str) -> None:
-    settings = LEARNING.get(task_name, MUSIC_DEFAULT)
-    result = train(small(task_name, **settings))
+    settings = LEARNING.get(task_name, MUSIC)
+    config = small(task_name, **settings)
+    metric = tasks.get(task_name).metric
+    before = _untrained_metrics(config)[metric]
+    result = train(config)
     assert result.stop_reason == "finished", result.message
     assert result.steps == settings["max_steps"]
-    metric = tasks.get(task_name).metric
     first, last = result.history[0][1], result.history[-1][1]
     assert last["train_loss"] < first["train_loss"]
-    assert _better(task_name, result.best_valid, first[metric])
+    assert _better(task_name, result.best_valid, before)
+    if metric == "accuracy":  # well above the untrained model, not a fluctuation
+        assert result.best_valid > before + 0.05
+    else:
+        assert result.best_valid < 0.5 * before
     assert result.valid_metrics[metric] == result.best_valid
     assert math.isfinite(result.test_metrics[metric])
     assert result.tokens_per_s > 0 and result.n_params > 0 and result.device == "cpu"
@@ -44,8 +67,18 @@ def test_loss_falls_and_metric_improves_on_every_task(small, task_name: str) -> 
 
 @pytest.mark.parametrize("cell", cells.names())
 def test_every_registered_cell_trains(small, cell: str) -> None:
-    result = train(small("memorize", cell=cell, hidden_size=16, max_steps=4, eval_interval=2,
-                         eval_batches=1, layers=2, dropout=0.1))
+    result = train(
+        small(
+            "memorize",
+            cell=cell,
+            hidden_size=16,
+            max_steps=4,
+            eval_interval=2,
+            eval_batches=1,
+            layers=2,
+            dropout=0.1,
+        )
+    )
     assert result.stop_reason == "finished", result.message
     assert [step for step, _ in result.history] == [2, 4]
     assert all(math.isfinite(m["train_loss"]) for _, m in result.history)
@@ -56,13 +89,19 @@ def test_clipping_bounds_the_global_norm(small, monkeypatch: pytest.MonkeyPatch)
     post: list[float] = []
     clip = torch.nn.utils.clip_grad_norm_
 
-    def recording_clip(params, max_norm, *args, **kwargs):  # noqa: ANN001, ANN202
+    def recording_clip(params, max_norm, *args, **kwargs):
         params = list(params)
         norm = clip(params, max_norm, *args, **kwargs)
         pre.append(float(norm))
-        post.append(float(torch.linalg.vector_norm(
-            torch.stack([torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None])
-        )))
+        post.append(
+            float(
+                torch.linalg.vector_norm(
+                    torch.stack(
+                        [torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]
+                    )
+                )
+            )
+        )
         return norm
 
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording_clip)
@@ -72,11 +111,12 @@ def test_clipping_bounds_the_global_norm(small, monkeypatch: pytest.MonkeyPatch)
     assert max(post) <= 0.05 * (1 + 1e-5)
 
 
-def test_huge_learning_rate_diverges_without_raising(small) -> None:
-    result = train(small("arith", lr=1e30, clip_norm=1e30, max_steps=200, eval_interval=50))
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_huge_learning_rate_diverges_without_raising(small, optimizer: str) -> None:
+    result = train(small("arith", optimizer=optimizer, lr=1e38, max_steps=50, eval_interval=10))
     assert result.stop_reason == "diverged"
-    assert result.steps < 200
-    assert "non-finite" in result.message
+    assert result.steps < 50
+    assert result.message
 
 
 def test_divergence_keeps_the_last_good_metrics(small, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,7 +124,7 @@ def test_divergence_keeps_the_last_good_metrics(small, monkeypatch: pytest.Monke
     real_loss = task_class.loss
     calls = {"n": 0}
 
-    def loss_turning_nan(self, output, batch):  # noqa: ANN001, ANN202
+    def loss_turning_nan(self, output, batch):
         calls["n"] += 1
         value = real_loss(self, output, batch)
         return value * float("nan") if calls["n"] > 25 else value
@@ -126,14 +166,14 @@ def test_lr_halves_on_plateau(small) -> None:
     lrs = [m["lr"] for _, m in result.history]
     assert lrs[0] == 1e-9
     assert lrs[-1] < lrs[0]
-    assert all(b in (a, a * 0.5) for a, b in zip(lrs, lrs[1:], strict=False))
+    assert all(b in (a, a * 0.5) for a, b in itertools.pairwise(lrs))
 
 
 def _capture_final_weights(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, torch.Tensor]]:
     captured: list[dict[str, torch.Tensor]] = []
     real_close = loop._Run.close
 
-    def close(self) -> None:  # noqa: ANN001
+    def close(self) -> None:
         if self.model is not None:
             captured.append({k: v.clone() for k, v in self.model.state_dict().items()})
         real_close(self)
@@ -200,7 +240,7 @@ def test_no_memory_growth_across_runs(small) -> None:
 @pytest.mark.cuda
 @pytest.mark.parametrize("task_name", ["ptb", "jsb", "arith"])
 def test_cuda_with_bf16(small, task_name: str) -> None:
-    settings = LEARNING.get(task_name, MUSIC_DEFAULT)
+    settings = LEARNING.get(task_name, MUSIC)
     result = train(small(task_name, device="cuda", bf16=True, **settings))
     assert result.stop_reason == "finished", result.message
     assert result.device == "cuda:0"

@@ -1,0 +1,191 @@
+"""HPO efficiency: how many training steps TPE + Hyperband needs to reach the best validation
+accuracy that the paper's random protocol (random search over its grids, no pruning) reaches
+with a budget of N steps; plus a worker's resident memory over 50 consecutive trials.
+
+    python benchmarks/hpo.py [--tasks xml,arith] [--seeds 3] [--trials 12] [--max-steps 150]
+                             [--rss-trials 50] [--out benchmarks]
+
+Both searches run in memory (Optuna's InMemoryStorage) through rnnopt's own objective, on a
+small LSTM. Steps spent = the sum of training steps of every trial (pruned ones stop early).
+Writes ``hpo_curves.png`` and prints Markdown for benchmarks/RESULTS.md ("HPO" section).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import optuna
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from rnnopt import space as space_mod  # noqa: E402
+from rnnopt.objective import make_objective  # noqa: E402
+from rnnopt.study import make_pruner, make_sampler  # noqa: E402
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class _NoStore:
+    """Checkpoints are not needed in memory: drop them."""
+
+    def write(self, *a, **k):  # type: ignore[no-untyped-def]
+        pass
+
+    def remove(self, *a, **k):  # type: ignore[no-untyped-def]
+        pass
+
+
+def run_search(task: str, sampler: str, pruner: str, seed: int, trials: int, max_steps: int):
+    """Return [(steps spent so far, best value so far)] after each trial."""
+    grid = sampler == "paper"
+    sp = space_mod.parse_space({"hidden_size": 32, "layers": [1, 2]})
+    resolved = sp.resolved(["lstm"], grid_mode=grid, search=False)
+    eval_interval = max(1, max_steps // 10)
+    base = dict(
+        max_steps=max_steps,
+        eval_interval=eval_interval,
+        eval_batches=5,
+        batch_size=20,
+        unroll=35,
+        device="cpu",
+        cell_options={},
+        task_options={},
+        checkpoint_every=10**6,
+    )
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=make_sampler(sampler, seed),
+        pruner=make_pruner(pruner, max_steps=max_steps, eval_interval=eval_interval),
+    )
+    objective = make_objective(
+        task=task,
+        cell="lstm",
+        space=resolved,
+        base=base,
+        metric="accuracy",
+        artifact_store=_NoStore(),
+        seed=seed,
+    )
+    curve, spent, best = [], 0, float("-inf")
+    for _ in range(trials):
+        study.optimize(objective, n_trials=1, catch=(Exception,))
+        t = study.trials[-1]
+        spent += int(t.user_attrs.get("steps", max(t.intermediate_values, default=0)))
+        if t.value is not None:
+            best = max(best, t.value)
+        curve.append((spent, best))
+    return curve
+
+
+def steps_to_reach(curve, target: float) -> float:  # type: ignore[no-untyped-def]
+    for spent, best in curve:
+        if best >= target - 1e-9:
+            return spent
+    return float("inf")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tasks", default="xml,arith")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument(
+        "--trials", type=int, default=12, help="paper protocol trials (N = trials*steps)"
+    )
+    p.add_argument("--max-steps", type=int, default=150)
+    p.add_argument("--rss-trials", type=int, default=50)
+    p.add_argument("--out", default=str(REPO / "benchmarks"))
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    import torch
+
+    torch.set_num_threads(1)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines = [
+        "| task | N (paper steps) | paper best (median) | TPE+HB steps to reach it (median) "
+        "| ratio | per seed |",
+        "|---|---|---|---|---|---|",
+    ]
+    tasks = [t for t in args.tasks.split(",") if t]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        targets, needed = [], []
+        for seed in range(args.seeds):
+            paper = run_search(task, "paper", "none", seed, args.trials, args.max_steps)
+            n_steps, target = paper[-1]
+            # TPE + Hyperband gets the same step budget; count when it first matches.
+            tpe = run_search(task, "tpe", "hyperband", seed, args.trials * 2, args.max_steps)
+            tpe = [(s, b) for s, b in tpe if s <= n_steps] or tpe[:1]
+            targets.append(target)
+            needed.append(steps_to_reach(tpe, target))
+            ax.step(
+                *zip(*paper, strict=True),
+                where="post",
+                color="C0",
+                alpha=0.6,
+                label="paper random" if seed == 0 else None,
+            )
+            ax.step(
+                *zip(*tpe, strict=True),
+                where="post",
+                color="C1",
+                alpha=0.6,
+                label="TPE + Hyperband" if seed == 0 else None,
+            )
+            print(
+                f"{task} seed {seed}: paper best {target:.4f} at {n_steps} steps; "
+                f"TPE+HB needs {needed[-1]}",
+                flush=True,
+            )
+        n = args.trials * args.max_steps
+        med_need = statistics.median(needed)
+        lines.append(
+            f"| {task} | {n} | {statistics.median(targets):.4f} | {med_need} | "
+            f"{med_need / n:.2f} | {', '.join(str(x) for x in needed)} |"
+        )
+        ax.set_title(f"{task}: best valid accuracy vs training steps")
+        ax.set_xlabel("training steps spent")
+        ax.set_ylabel("best valid accuracy")
+        ax.legend()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out / "hpo_curves.png", dpi=100)
+
+    # Resident memory of one worker over consecutive trials.
+    rss = []
+    t0 = time.time()
+    for i in range(args.rss_trials):
+        run_search("xml", "tpe", "none", 1000 + i, 1, 20)
+        gc.collect()
+        rss.append(_rss_mb())
+    growth = max(rss[1:]) - rss[0] if len(rss) > 1 else 0.0
+    lines.append("")
+    lines.append(
+        f"Worker RSS over {args.rss_trials} consecutive trials: after trial 1 "
+        f"{rss[0]:.0f} MB, max later {max(rss):.0f} MB, growth {growth:.1f} MB "
+        f"(target < 50 MB); {time.time() - t0:.0f} s; pid {os.getpid()}."
+    )
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
