@@ -13,11 +13,11 @@ ratio uses the mean of the baselines on either side of it, so a change in machin
 cells moves the cell and its baseline together. Ratios are reported, never absolute times alone.
 
 Peak memory (CPU): each cell runs in its own subprocess that imports everything, builds the
-model, then records the growth of the process's maximum resident set size
-(``resource.getrusage(RUSAGE_SELF).ru_maxrss``) over ``--memory-steps`` training steps: the
-activations saved for backward, gradients and workspace. The same is done for nn.LSTM, and the
-table shows the ratio. (tracemalloc does not see torch's allocations, hence RSS.) On CUDA the
-measure is ``torch.cuda.max_memory_allocated`` growth over the same steps, in process.
+model, then records the growth of the process's peak resident set size (``VmHWM`` in
+``/proc/self/status``; ``ru_maxrss`` where there is no /proc) over ``--memory-steps`` training
+steps: the activations saved for backward, gradients and workspace. The same is done for
+nn.LSTM, and the table shows the ratio (tracemalloc does not see torch's allocations, hence
+RSS). On CUDA the measure is ``torch.cuda.max_memory_allocated`` growth, in process.
 """
 
 from __future__ import annotations
@@ -95,16 +95,20 @@ def _train_steps(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, 
         opt.step()
 
 
+_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = time.perf_counter
+
+
 def cold_run(name: str, hidden: int, x: torch.Tensor, steps: int) -> float:
     """Tokens/s of ``steps`` training steps from a cold start (module build included)."""
     device = x.device
     _sync(device)
-    start = time.perf_counter()
+    start = _clock()
     model = _build(name, hidden, device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     _train_steps(model, opt, x, steps)
     _sync(device)
-    return steps * x.shape[0] * x.shape[1] / (time.perf_counter() - start)
+    return steps * x.shape[0] * x.shape[1] / (_clock() - start)
 
 
 def peak_memory(name: str, hidden: int, args: argparse.Namespace) -> int:
@@ -131,6 +135,21 @@ def peak_memory(name: str, hidden: int, args: argparse.Namespace) -> int:
     return int(json.loads(proc.stdout.strip().splitlines()[-1])["bytes"])
 
 
+def _peak_rss_kib() -> int:
+    """This process's peak resident set in KiB.
+
+    VmHWM belongs to the current address space; ru_maxrss is not enough on Linux because it
+    carries the parent's peak across fork + exec, which would hide a child's growth.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _memory_probe(args: argparse.Namespace) -> int:
     """Subprocess side of :func:`peak_memory` on CPU: print the RSS peak growth as JSON."""
     torch.set_num_threads(args.threads)
@@ -138,10 +157,9 @@ def _memory_probe(args: argparse.Namespace) -> int:
     x = torch.randn(args.length, args.batch, hidden)
     model = _build(args._memory, hidden, torch.device("cpu"))
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    # ru_maxrss is in KiB on Linux
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _peak_rss_kib()
     _train_steps(model, opt, x, args.memory_steps)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = _peak_rss_kib()
     print(json.dumps({"bytes": (after - before) * 1024}))
     return 0
 
@@ -206,7 +224,7 @@ def table(rows: Sequence[dict], args: argparse.Namespace) -> str:
     load = os.getloadavg()
     head = (
         f"### {dt.datetime.now():%Y-%m-%d %H:%M} · {_machine()} · device {args.device}, "
-        f"{args.threads} threads · batch {args.batch}, length {args.length}, "
+        f"{args.threads} threads, {args.clock} clock · batch {args.batch}, length {args.length}, "
         f"{args.steps} steps cold (baselines {args.baseline_steps} steps between cells) · "
         f"load average at the end {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}\n\n"
         "| cell | H | tokens/s | vs nn.LSTM | vs nn.GRU | peak memory vs nn.LSTM | target |\n"
@@ -231,6 +249,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--length", type=int, default=100)
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument(
+        "--clock",
+        choices=sorted(_CLOCKS),
+        default="wall",
+        help="wall: elapsed time (the real measure on an idle machine); cpu: this process's CPU "
+        "time, robust on a machine shared with other work (use with --threads 1)",
+    )
     p.add_argument("--memory-steps", type=int, default=3)
     p.add_argument("--no-memory", dest="memory", action="store_false")
     p.add_argument("--out", type=Path, help="append the table to this markdown file")
@@ -264,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args._memory:
         return _memory_probe(args)
     setup_logging()
+    global _clock
+    _clock = _CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
     rows = run(args)
     text = table(rows, args)

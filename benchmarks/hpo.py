@@ -49,8 +49,17 @@ class _NoStore:
         pass
 
 
-def run_search(task: str, sampler: str, pruner: str, seed: int, trials: int, max_steps: int):
-    """Return [(steps spent so far, best value so far)] after each trial."""
+def run_search(
+    task: str,
+    sampler: str,
+    pruner: str,
+    seed: int,
+    trials: int,
+    max_steps: int,
+    budget: float = float("inf"),
+):
+    """Return [(steps spent so far, best value so far)] after each trial; stop after
+    ``trials`` trials or once ``budget`` steps are spent."""
     grid = sampler == "paper"
     sp = space_mod.parse_space({"hidden_size": 32, "layers": [1, 2]})
     resolved = sp.resolved(["lstm"], grid_mode=grid, search=False)
@@ -88,6 +97,8 @@ def run_search(task: str, sampler: str, pruner: str, seed: int, trials: int, max
         if t.value is not None:
             best = max(best, t.value)
         curve.append((spent, best))
+        if spent >= budget:
+            break
     return curve
 
 
@@ -132,7 +143,9 @@ def main() -> None:
             paper = run_search(task, "paper", "none", seed, args.trials, args.max_steps)
             n_steps, target = paper[-1]
             # TPE + Hyperband gets the same step budget; count when it first matches.
-            tpe = run_search(task, "tpe", "hyperband", seed, args.trials * 2, args.max_steps)
+            tpe = run_search(
+                task, "tpe", "hyperband", seed, args.trials * 4, args.max_steps, budget=n_steps
+            )
             tpe = [(s, b) for s, b in tpe if s <= n_steps] or tpe[:1]
             targets.append(target)
             needed.append(steps_to_reach(tpe, target))

@@ -106,11 +106,11 @@ def machine() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", default="ptb", help="a token task (default ptb)")
-    parser.add_argument("--hidden", type=int, default=200)
+    parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--unroll", type=int, default=35)
-    parser.add_argument("--steps", type=int, default=150, help="training steps per timing")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=100, help="training steps per timing")
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", action="store_true", help="append the table to RESULTS.md")
@@ -133,13 +133,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.steps} steps x {args.repeats} interleaved repeats, {args.threads} thread(s), "
         f"device {args.device}; median tokens/s",
         "",
-        "| loop | tokens/s (median) | runs | overhead vs hand-written |",
-        "|---|---|---|---|",
+        "| loop | tokens/s (median) | ms/step | runs | overhead vs hand-written |",
+        "|---|---|---|---|---|",
     ]
     for name, values in rows.items():
         med = statistics.median(values)
         runs = ", ".join(f"{v:,.0f}" for v in values)
-        lines.append(f"| {name} | {med:,.0f} | {runs} | {100 * (base / med - 1):+.1f}% |")
+        ms = 1000 * args.batch_size * args.unroll / med
+        overhead = 100 * (base / med - 1)
+        lines.append(f"| {name} | {med:,.0f} | {ms:.1f} | {runs} | {overhead:+.1f}% |")
     table = "\n".join(lines)
     print(table)
     if args.out:

@@ -363,7 +363,10 @@ def lstm_scan(
     """
     if flags.coupled and not flags.input_gate:
         raise ConfigError("coupled gates need the input gate: input_gate=False is not allowed")
-    dt = gx.dtype
+    # Under autocast gx arrives in bf16/fp16 while the weights are fp32: run the recurrence in
+    # the wider type (the state is a running sum that low precision would erode).
+    dt = torch.promote_types(gx.dtype, w_h.dtype)
+    gx = gx.to(dt)
     h0, c0 = state[0].to(dt), state[1].to(dt)
     a0 = state[2].to(dt) if flags.fgr else None
     use_peep = flags.peepholes and peep is not None
@@ -535,6 +538,7 @@ def gru_scan(
         raise ConfigError(f"blend {blend!r}: expected 'gru' or 'mut'")
     if z_input != "none" and u_z is None:
         raise ConfigError(f"z_input {z_input!r} needs u_z; pass z_input='none' for no u_z")
-    dt = gx.dtype
+    dt = torch.promote_types(gx.dtype, w_c.dtype)  # see lstm_scan
+    gx = gx.to(dt)
     u_z = u_z.to(dt) if z_input != "none" else None
     return _GRUScan.apply(gx, u_z, u_r.to(dt), w_c.to(dt), h0.to(dt), z_input, blend)

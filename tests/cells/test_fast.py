@@ -254,3 +254,19 @@ def test_gru_cuda_matches_cpu():
         (o.sum() + h.sum()).backward()
     for a, b in zip(gpu, cpu, strict=True):
         assert _rel_err(a.grad.cpu(), b.grad) < 1e-6
+
+
+def test_autocast_runs_the_recurrence_in_the_weights_dtype():
+    """bf16 input projections with fp32 weights (CPU autocast): fp32 recurrence, fp32 grads."""
+    flags = LSTM_FLAGS["cifg"]
+    g = torch.Generator().manual_seed(6)
+    gx = torch.randn(5, 2, 12, generator=g).bfloat16().requires_grad_()
+    w_h = torch.randn(12, 4, generator=g).requires_grad_()
+    peep = torch.randn(3, 4, generator=g).requires_grad_()
+    state = (torch.zeros(2, 4), torch.zeros(2, 4))
+    out, _ = _fast.lstm_scan(gx, w_h, state, flags, peep)
+    ref, _ = lstm_scan_reference(gx.float(), w_h, state, flags, peep)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref)
+    out.sum().backward()
+    assert gx.grad.dtype == torch.bfloat16 and w_h.grad.dtype == torch.float32

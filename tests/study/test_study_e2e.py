@@ -225,3 +225,17 @@ def test_pruner_prunes_weak_trials_and_says_why(sqlite_url: str, tmp_path: Path)
         assert t.user_attrs["stop_reason"] in ("pruned", "diverged")
         assert t.user_attrs["reason"]
     assert any(t.params["lr"] == 0.0001 for t in pruned)
+
+
+def test_search_mode_with_two_local_workers(sqlite_url: str, tmp_path: Path) -> None:
+    study = tiny_study(tmp_path, max_steps=20, n_trials=3, eval_interval=10)
+    res = run(["--task", "xml", "--cells", "lstm,gru", "--mode", "search", "--workers", "2",
+               "--study-file", str(study), "--storage", sqlite_url], tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    ts = trials(sqlite_url, "xml/search")
+    assert len(ts) == 3 and all(t.state.is_finished() for t in ts)
+    assert all(t.params["cell"] == t.user_attrs["cell"] for t in ts)
+    attrs = optuna.load_study(study_name="xml/search", storage=sqlite_url).user_attrs
+    assert attrs["rnnopt.cell"] == "*" and attrs["rnnopt.mode"] == "search"
+    table = res.stdout.splitlines()
+    assert table[-2].startswith("lstm") and table[-1].startswith("gru")
