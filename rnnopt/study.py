@@ -37,7 +37,7 @@ MODES = ("compare", "search")
 
 # The default budget (calibrated on a 2-core CPU, see docs/studies.md): with only --task xml,
 # ten cells x DEFAULT_N_TRIALS short runs of a small model finish in about 15 minutes.
-DEFAULT_N_TRIALS = 6
+DEFAULT_N_TRIALS = 5
 DEFAULT_MAX_STEPS = 300
 DEFAULT_HIDDEN_SIZE = 64
 DEFAULT_EVAL_BATCHES = 10  # validation batches per evaluation without a study file
