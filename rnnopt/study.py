@@ -428,12 +428,26 @@ def prepare_studies(plan: Plan) -> None:
             study_name=sd.name, storage=storage, direction=sd.direction, load_if_exists=True
         )
         current = study.user_attrs
+        changed = False
         for key, value in _attrs(plan, sd).items():
             if key in ("rnnopt.command",) and key in current:
                 continue
             if current.get(key) != value:
                 study.set_user_attr(key, value)
+                changed = True
+        if changed:
+            _write_note(study)
     st.install_views_quietly(plan.url)
+
+
+def _write_note(study: Any) -> None:
+    """The optuna-dashboard note (task, cell, space, budget, command); never fatal."""
+    from rnnopt.dashboard import write_study_note
+
+    try:
+        write_study_note(study)
+    except Exception as exc:  # a note is a convenience; the study must go on without it
+        logger.warning("could not write the dashboard note of %s: %s", study.study_name, exc)
 
 
 # --- the worker loop --------------------------------------------------------------------------

@@ -47,6 +47,10 @@ def test_short_study_completes(storage_url: str, tmp_path: Path) -> None:
     assert attrs["rnnopt.mode"] == "compare" and attrs["rnnopt.metric"] == "accuracy"
     assert json.loads(attrs["rnnopt.budget"]) == {"n_trials": 2, "max_steps": 20}
     assert json.loads(attrs["rnnopt.space"])["params"]["hidden_size"]["value"] == 16
+    from optuna_dashboard import get_note
+
+    note = get_note(optuna.load_study(study_name="xml/gru", storage=storage_url))
+    assert "xml" in note and "gru" in note and "python -m rnnopt.study" in note
     # Rerunning with a larger total continues; finished trials are not redone.
     res = run(
         [
