@@ -11,7 +11,9 @@ from rnnopt.errors import RnnoptError
 EXIT_USAGE = 2
 
 
-def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+def run_cli(
+    main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None
+) -> int:
     """Run ``main(argv)``; turn user errors and Ctrl-C into a one-line message and an exit code."""
     try:
         code = main(argv)

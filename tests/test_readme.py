@@ -1,4 +1,4 @@
-"""The README's quick start and CI must not drift apart: CI runs exactly the README's test command."""
+"""The README's quick start and CI must not drift apart: CI runs the README's test command."""
 
 from __future__ import annotations
 
