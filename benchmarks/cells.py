@@ -2,7 +2,7 @@
 
     python benchmarks/cells.py                       # all cells, H = 128 and 512, 300 steps
     python benchmarks/cells.py --cells lstm,gru --hidden 128 --steps 50
-    python benchmarks/cells.py --out benchmarks/RESULTS.md   # also append the table there
+    python benchmarks/cells.py --out benchmarks/RESULTS.md   # also add it to the Cells section
 
 What is measured (issue 2, item 5). One training step = forward over x ``[T=100, B=32, H]``,
 backward of a mean-square loss on the outputs, one SGD step. Each cell runs from a cold start
@@ -296,9 +296,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = table(rows, args)
     print(text)
     if args.out:
-        with args.out.open("a", encoding="utf-8") as fh:
-            fh.write("\n" + text)
+        _record(args.out, text)
     return 0
+
+
+def _record(path: Path, text: str) -> None:
+    """Add the table at the end of the file's ``## Cells`` section (made if missing)."""
+    doc = path.read_text(encoding="utf-8") if path.exists() else ""
+    start = doc.find("\n## Cells")
+    if start < 0 and not doc.startswith("## Cells"):
+        path.write_text(doc.rstrip("\n") + "\n\n## Cells\n\n" + text, encoding="utf-8")
+        return
+    end = doc.find("\n## ", start + 1)
+    end = len(doc) if end < 0 else end + 1
+    path.write_text(doc[:end].rstrip("\n") + "\n\n" + text + "\n" + doc[end:], encoding="utf-8")
 
 
 if __name__ == "__main__":

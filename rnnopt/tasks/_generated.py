@@ -10,13 +10,18 @@ operator, distractors aside) is in either held-out set is redrawn (``<try>`` + 1
 training instance ever repeats a held-out problem.
 
 Batching: one instance per batch column, ``T`` = the longest instance in the batch, shorter
-ones padded with ``<pad>`` and masked out. ``unroll`` is ignored: instances are never cut, since
+ones padded with ``<pad>`` and masked out. Instances are grouped by length so that padding
+stays small (XML lengths are heavy-tailed: unsorted batches were ~80% padding): the train stream
+draws pools of ``BUCKET_POOL`` batches' worth of consecutive instances, sorts each pool by
+length and yields its batches in an order shuffled by the seed; held-out sets are sorted by
+length once. ``unroll`` is ignored: instances are never cut, since
 cutting would separate the scored answer from the question. ``reset`` is True for every batch.
 Inputs are ``<s>`` followed by the text without its last character; targets are the text.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from abc import abstractmethod
 from collections.abc import Iterator
@@ -43,6 +48,7 @@ HELDOUT_OPTIONS = (
     Option("test_size", 1000, int, 1, 100_000, "instances in the test set"),
 )
 _MAX_TRIES = 10_000
+BUCKET_POOL = 16  # batches per length-sorted pool of the train stream
 
 _heldout_cache: dict[tuple[str, str], dict[str, list[Instance]]] = {}
 
@@ -152,19 +158,22 @@ class GeneratedTask(Task):
             return self._train_batches(batch_size, seed)
         key = (split, batch_size)
         if key not in self._heldout_batches:  # evaluated again and again: collate once
-            data = self.heldout()[split]
+            data = sorted(self.heldout()[split], key=lambda inst: len(inst.text))
             self._heldout_batches[key] = [
                 self.collate(data[i : i + batch_size]) for i in range(0, len(data), batch_size)
             ]
         return iter(self._heldout_batches[key])
 
     def _train_batches(self, batch_size: int, seed: int) -> Iterator[Batch]:
-        index = 0
-        while True:
-            yield self.collate(
-                [self.instance("train", index + b, seed) for b in range(batch_size)]
-            )
-            index += batch_size
+        pool_size = batch_size * BUCKET_POOL
+        for pool_no in itertools.count():
+            start = pool_no * pool_size
+            pool = [self.instance("train", start + i, seed) for i in range(pool_size)]
+            pool.sort(key=lambda inst: len(inst.text))  # stable: ties keep stream order
+            groups = [pool[i : i + batch_size] for i in range(0, pool_size, batch_size)]
+            random.Random(f"{self._material}|buckets|{seed}|{pool_no}").shuffle(groups)
+            for group in groups:
+                yield self.collate(group)
 
     # --- loss and metrics -----------------------------------------------------------------
 

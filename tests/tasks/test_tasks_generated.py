@@ -3,6 +3,7 @@ determinism and the held-out / training partition."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import xml.etree.ElementTree as ET
 
@@ -11,7 +12,8 @@ import torch
 
 from rnnopt import tasks
 from rnnopt.errors import ConfigError
-from rnnopt.tasks._base import INDEX, PAD_ID, START_ID, VOCAB, Instance
+from rnnopt.tasks._base import INDEX, PAD_ID, START_ID, VOCAB, Batch, Instance, Task
+from rnnopt.tasks._generated import BUCKET_POOL
 
 GENERATED = ["arith", "xml", "memorize"]
 
@@ -114,13 +116,38 @@ def test_memorize_instances() -> None:
 
 # --- batches and what is scored ------------------------------------------------------------
 
+def first_batch(task: Task, *, batch_size: int, unroll: int, seed: int) -> tuple[Batch, list]:
+    """The first train batch and the rows (``sample``) of its columns, in column order: the
+    stream is bucketed by length, so its columns come from the first pool of instances."""
+    batch = next(task.batches("train", batch_size=batch_size, unroll=unroll, seed=seed))
+    pool = {r["text"]: r for r in task.sample(batch_size * BUCKET_POOL, seed=seed)}
+    rows = [pool[decode(batch.targets[:, b])] for b in range(batch.targets.shape[1])]
+    return batch, rows
+
+
+@pytest.mark.parametrize("name", GENERATED)
+def test_train_stream_is_bucketed_by_length(name: str) -> None:
+    """Each pool of the stream holds exactly the stream's instances, grouped by length."""
+    task = tasks.get(name)
+    n = 8 * BUCKET_POOL
+    batches = list(itertools.islice(task.batches("train", batch_size=8, unroll=35, seed=3),
+                                    BUCKET_POOL))
+    texts = sorted(decode(b.targets[:, c]) for b in batches for c in range(8))
+    assert texts == sorted(r["text"] for r in task.sample(n, seed=3))
+    padding = sum(int((~b.mask).sum()) for b in batches) / sum(b.mask.numel() for b in batches)
+    unsorted = [task.collate([task.instance("train", i + j, 3) for j in range(8)])
+                for i in range(0, n, 8)]
+    padding_unsorted = sum(int((~b.mask).sum()) for b in unsorted) / sum(
+        b.mask.numel() for b in unsorted)
+    assert padding <= padding_unsorted
+
+
 @pytest.mark.parametrize("name", GENERATED)
 def test_batch_layout(name: str) -> None:
     task = tasks.get(name)
     assert task.input_kind == "tokens" and not task.stateful
     assert task.input_size == task.output_size == len(VOCAB)
-    rows = task.sample(16, seed=4)
-    batch = next(task.batches("train", batch_size=16, unroll=7, seed=4))
+    batch, rows = first_batch(task, batch_size=16, unroll=7, seed=4)
     T, B = batch.inputs.shape
     assert B == 16 and T == max(len(r["text"]) for r in rows)  # unroll is ignored
     assert batch.inputs.dtype == batch.targets.dtype == torch.int64
@@ -140,8 +167,7 @@ def test_scored_is_exactly_what_the_metric_counts(name: str) -> None:
     """A fake model right at a random set of positions (scored or not): the metric equals the
     fraction of the `scored` positions that are right."""
     task = tasks.get(name)
-    rows = task.sample(12, seed=7)
-    batch = next(task.batches("train", batch_size=12, unroll=35, seed=7))
+    batch, rows = first_batch(task, batch_size=12, unroll=35, seed=7)
     gen = torch.Generator().manual_seed(0)
     right = torch.rand(batch.targets.shape, generator=gen) < 0.6
     out = fake_output(batch.targets, right, task.output_size)
