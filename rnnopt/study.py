@@ -37,8 +37,8 @@ MODES = ("compare", "search")
 
 # The default budget (calibrated on a 2-core CPU, see docs/studies.md): with only --task xml,
 # ten cells x DEFAULT_N_TRIALS short runs of a small model finish in about 15 minutes.
-DEFAULT_N_TRIALS = 5
-DEFAULT_MAX_STEPS = 300
+DEFAULT_N_TRIALS = 8
+DEFAULT_MAX_STEPS = 400
 DEFAULT_HIDDEN_SIZE = 64
 DEFAULT_EVAL_BATCHES = 10  # validation batches per evaluation without a study file
 DEFAULT_SAMPLER = "tpe"
