@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import tomllib
+from pathlib import Path
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _bash_blocks(text: str) -> list[str]:

@@ -7,6 +7,8 @@ same functions.
 
 from __future__ import annotations
 
+import math
+
 from rnnopt.evolve.genome import Genome, parse
 
 __all__ = ["KNOWN_TEXTS", "known"]
@@ -68,3 +70,23 @@ PAPER_NAMES: dict[str, dict[str, str]] = {
     "mut2": _names(("W_hz", "W_xz", "b_z"), ("W_hr", "b_r"), ("W_hh", "W_xh", "b_h")),
     "mut3": _names(("W_hr", "W_xr", "b_r"), ("W_hh", "W_xh", "b_h"), ("W_hz", "W_xz", "b_z")),
 }
+
+
+def relative_score(
+    accs: dict[str, float], gru: dict[str, float], tasks: list[str] | tuple[str, ...]
+) -> float | None:
+    """The paper's score: min over tasks of (best accuracy / the GRU's best accuracy).
+
+    None until every task has a result for both. The GRU scores exactly 1 by definition, also
+    where its accuracy on a task is 0 (a cell that matches it there counts as 1, a better one
+    as infinitely better on that task).
+    """
+    if any(t not in accs or t not in gru for t in tasks):
+        return None
+
+    def ratio(a: float, g: float) -> float:
+        if a == g:
+            return 1.0
+        return a / g if g > 0 else math.inf
+
+    return min(ratio(accs[t], gru[t]) for t in tasks)

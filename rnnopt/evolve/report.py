@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from rnnopt.errors import StorageError
 from rnnopt.evolve.genome import parse
-from rnnopt.evolve.known import KNOWN_TEXTS, known
+from rnnopt.evolve.known import KNOWN_TEXTS, known, relative_score
 
 __all__ = ["GenomeScore", "find_runs", "format_report", "scores"]
 
@@ -63,9 +63,7 @@ def scores(
     out = []
     for g in members | (set(labels) & set(best)):
         accs = best.get(g, {})
-        s = None
-        if all(t in accs and t in gru for t in tasks):
-            s = min(accs[t] / max(gru[t], 1e-12) for t in tasks)
+        s = relative_score(accs, gru, tasks)
         out.append(GenomeScore(g, labels.get(g, "found"), accs, count.get(g, 0), s))
     out.sort(key=lambda r: (r.score is None, -(r.score or 0.0), r.genome))
     return tasks, out

@@ -43,7 +43,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from rnnopt.errors import ConfigError, StorageError
 from rnnopt.evolve.genome import Genome, parse
-from rnnopt.evolve.known import KNOWN_TEXTS, known
+from rnnopt.evolve.known import KNOWN_TEXTS, known, relative_score
 from rnnopt.evolve.mutate import mutate
 
 __all__ = ["GRID", "Evolution", "SearchConfig", "study_names"]
@@ -292,9 +292,7 @@ class Evolution:
 
     def score(self, accs: dict[str, float], gru: dict[str, float]) -> float | None:
         """min over tasks of accuracy / GRU accuracy (None until every task has a result)."""
-        if any(t not in accs or t not in gru for t in self.config.tasks):
-            return None
-        return min(accs[t] / max(gru[t], 1e-12) for t in self.config.tasks)
+        return relative_score(accs, gru, self.config.tasks)
 
     def population(self) -> list[tuple[float, str]]:
         """The best ``population`` members as (score, genome text), best first."""

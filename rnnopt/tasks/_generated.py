@@ -14,7 +14,8 @@ ones padded with ``<pad>`` and masked out. Instances are grouped by length so th
 stays small (XML lengths are heavy-tailed: unsorted batches were ~80% padding): the train stream
 draws pools of ``BUCKET_POOL`` batches' worth of consecutive instances, sorts each pool by
 length and yields its batches in an order shuffled by the seed; held-out sets are sorted by
-length once. ``unroll`` is ignored: instances are never cut, since
+length once and their batches put in a fixed shuffled order (so that a prefix of them is a fair
+sample of lengths). ``unroll`` is ignored: instances are never cut, since
 cutting would separate the scored answer from the question. ``reset`` is True for every batch.
 Inputs are ``<s>`` followed by the text without its last character; targets are the text.
 """
@@ -159,9 +160,13 @@ class GeneratedTask(Task):
         key = (split, batch_size)
         if key not in self._heldout_batches:  # evaluated again and again: collate once
             data = sorted(self.heldout()[split], key=lambda inst: len(inst.text))
-            self._heldout_batches[key] = [
+            batches = [
                 self.collate(data[i : i + batch_size]) for i in range(0, len(data), batch_size)
             ]
+            # A fixed shuffle of the length buckets, so that the first k batches (an evaluation
+            # limited to eval_batches) are a fair sample of lengths, not the shortest instances.
+            random.Random(f"{self._material}|{split}|buckets").shuffle(batches)
+            self._heldout_batches[key] = batches
         return iter(self._heldout_batches[key])
 
     def _train_batches(self, batch_size: int, seed: int) -> Iterator[Batch]:

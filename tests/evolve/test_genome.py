@@ -113,3 +113,16 @@ def test_registered_genome_builds_through_the_registry() -> None:
     assert max(p.abs().max().item() for p in cell.parameters()) <= 0.25
     with pytest.raises(ConfigError):
         rnnopt.cells.build(name, 3, 4)
+
+
+def test_relative_score_is_the_papers_min_ratio_and_gru_scores_one() -> None:
+    from rnnopt.evolve.known import relative_score
+
+    gru = {"arith": 0.5, "xml": 0.4}
+    assert relative_score({"arith": 0.6, "xml": 0.2}, gru, ["arith", "xml"]) == 0.5
+    assert relative_score(gru, gru, ["arith", "xml"]) == 1.0
+    assert relative_score({"arith": 0.6}, gru, ["arith", "xml"]) is None
+    # a task the GRU never learnt (accuracy 0): the GRU still scores 1, others by other tasks
+    zero = {"arith": 0.0, "xml": 0.4}
+    assert relative_score(zero, zero, ["arith", "xml"]) == 1.0
+    assert relative_score({"arith": 0.1, "xml": 0.2}, zero, ["arith", "xml"]) == 0.5
