@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from rnnopt._cli import run_cli, setup_logging
 from rnnopt.errors import ConfigError
-from rnnopt.evolve.search import Evolution, SearchConfig
+from rnnopt.evolve.search import Evolution, SearchConfig, run_worker
 
 logger = logging.getLogger("rnnopt.evolve")
 
@@ -20,13 +20,6 @@ DEFAULT_STORAGE = "sqlite:///rnnopt.db"
 
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
-
-
-def _worker(
-    url: str, config: SearchConfig, heartbeat: int, grace: int | None, index: int, verbose: bool
-) -> None:
-    setup_logging(verbose)
-    Evolution(url, config, heartbeat=heartbeat, grace=grace, worker=index).work()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -147,7 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ctx = mp.get_context("spawn")
         procs = [
             ctx.Process(
-                target=_worker, args=(args.storage, config, args.heartbeat, None, i, args.verbose)
+                target=run_worker,
+                args=(args.storage, config, args.heartbeat, None, i, args.verbose),
             )
             for i in range(args.workers)
         ]

@@ -46,7 +46,7 @@ from rnnopt.evolve.genome import Genome, parse
 from rnnopt.evolve.known import KNOWN_TEXTS, known, relative_score
 from rnnopt.evolve.mutate import mutate
 
-__all__ = ["GRID", "Evolution", "SearchConfig", "study_names"]
+__all__ = ["GRID", "Evolution", "SearchConfig", "run_worker", "study_names"]
 
 logger = logging.getLogger(__name__)
 
@@ -622,3 +622,13 @@ class Evolution:
             value,
             stop,
         )
+
+
+def run_worker(
+    url: str, config: SearchConfig, heartbeat: int, grace: int | None, index: int, verbose: bool
+) -> None:
+    """Entry point of one local worker process (importable, as ``spawn`` needs)."""
+    from rnnopt._cli import setup_logging
+
+    setup_logging(verbose)
+    Evolution(url, config, heartbeat=heartbeat, grace=grace, worker=index).work()

@@ -171,3 +171,21 @@ def test_cli_error_is_one_line_exit_2(sqlite_url: str) -> None:
         assert done.returncode == 2
         assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
         assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_local_worker_processes_cooperate(postgres_url: str) -> None:
+    """`--workers 2` starts two real processes (spawned from `python -m rnnopt.evolve`) that
+    share one run at the same time: every evaluation slot runs exactly once."""
+    cmd = [sys.executable, "-m", "rnnopt.evolve", *TINY, "--storage", postgres_url,
+           "--run", "t", "--generations", "2", "--workers", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-2000:]
+    evals = _complete_evals(postgres_url)
+    slots = collections.Counter(t.user_attrs["slot"] for t in evals)
+    assert slots and max(slots.values()) == 1, "an evaluation ran twice"
+    genomes = optuna.load_study(study_name="evolve/t/genomes", storage=postgres_url)
+    steps = genomes.get_trials(states=(TrialState.COMPLETE,))
+    assert collections.Counter(t.user_attrs["kind"] for t in steps)["seed"] == 2
+    assert len(steps) == 4
