@@ -45,6 +45,7 @@ from rnnopt.errors import ConfigError, StorageError
 from rnnopt.evolve.genome import Genome, parse
 from rnnopt.evolve.known import KNOWN_TEXTS, known, relative_score
 from rnnopt.evolve.mutate import mutate
+from rnnopt.storage import study_lock
 
 __all__ = ["GRID", "Evolution", "SearchConfig", "run_worker", "study_names"]
 
@@ -364,6 +365,14 @@ class Evolution:
         if trial is not None:
             logger.info("worker %d: resuming step %s", self.worker, trial.user_attrs.get("step"))
             return trial
+        # Planning reads the steps and creates the next one: two workers doing that at once
+        # would both create the same seed or overshoot --generations, so it runs under a lock
+        # shared by every process and machine on this storage.
+        with study_lock(self.storage.url, self.genomes.study_name):
+            return self._create_step()
+
+    def _create_step(self) -> optuna.Trial | None:
+        steps = self.steps()
         plan = self._plan(steps)
         if plan is None:
             return None
