@@ -35,12 +35,14 @@ SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "paper")
 PRUNERS = ("hyperband", "successive-halving", "median", "percentile", "none")
 MODES = ("compare", "search")
 
-# The default budget (calibrated on a 2-core CPU, see docs/studies.md): with only --task xml,
-# ten cells x DEFAULT_N_TRIALS short runs of a small model finish in about 15 minutes.
-DEFAULT_N_TRIALS = 8
-DEFAULT_MAX_STEPS = 400
-DEFAULT_HIDDEN_SIZE = 64
-DEFAULT_EVAL_BATCHES = 10  # validation batches per evaluation without a study file
+# Without --study-file this study file sets the budget (calibrated on a 2-core CPU, see
+# docs/studies.md): `--task xml` alone runs ten cells x 2 trials in about 15 minutes.
+DEFAULT_STUDY_FILE = Path(__file__).resolve().parent / "studies" / "quick.toml"
+# Fallbacks for a study file that leaves these out (the same as the default study file's).
+DEFAULT_N_TRIALS = 2
+DEFAULT_MAX_STEPS = 7000
+DEFAULT_HIDDEN_SIZE = 128
+MAX_AUTO_WORKERS = 4  # --workers auto on CPU: one single-threaded process per core, at most 4
 DEFAULT_SAMPLER = "tpe"
 DEFAULT_PRUNER = "median"
 DEFAULT_HEARTBEAT_S = 60
@@ -108,11 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--n-trials",
         type=int,
-        help=f"trials per study, total across restarts (default {DEFAULT_N_TRIALS})",
+        help="trials per study, total across restarts (default: the study file's, else "
+        f"{DEFAULT_N_TRIALS})",
     )
     p.add_argument("--timeout", type=float, help="stop claiming new trials after SECONDS")
     p.add_argument(
-        "--max-steps", type=int, help=f"training steps per trial (default {DEFAULT_MAX_STEPS})"
+        "--max-steps",
+        type=int,
+        help=f"training steps per trial (default: the study file's, else {DEFAULT_MAX_STEPS})",
     )
     p.add_argument("--eval-interval", type=int, help="steps between evaluations (default max/10)")
     p.add_argument(
@@ -123,7 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pruner", help=f"{' | '.join(PRUNERS)} (default {DEFAULT_PRUNER})")
     p.add_argument("--storage", help="database URL (default sqlite:///rnnopt.db in the cwd)")
     p.add_argument("--study-name", help="prefix of the study names (e.g. 'v2/')")
-    p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    p.add_argument(
+        "--workers",
+        default="auto",
+        help="local worker processes, or auto (default): one per GPU with --device auto/cuda "
+        f"and a GPU, else one per CPU core up to {MAX_AUTO_WORKERS}",
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--seed", type=int, help="training seed base; also seeds the sampler")
     p.add_argument("--data-dir", help="data directory (default $RNNOPT_DATA or ./data)")
@@ -165,8 +175,8 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
     from rnnopt import tasks as task_registry
     from rnnopt.train import TrainConfig
 
-    sf = space_mod.load_study_file(args.study_file) if args.study_file else None
-    fs = sf.study if sf else {}
+    sf = space_mod.load_study_file(args.study_file or str(DEFAULT_STUDY_FILE))
+    fs = sf.study
     task_value = args.task or (",".join(fs["tasks"]) if "tasks" in fs else fs.get("task"))
     if not task_value:
         raise ConfigError(
@@ -207,7 +217,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
     max_steps = _check_int(
         "--max-steps", _pick(args.max_steps, fs.get("max_steps"), DEFAULT_MAX_STEPS), 1
     )
-    workers = _check_int("--workers", args.workers, 1)
+    workers = _workers(args.workers, args.device)
     heartbeat = _check_int("--heartbeat", args.heartbeat, 1)
     max_retry = _check_int("--max-retry", args.max_retry, 0)
     timeout = _pick(args.timeout, fs.get("timeout"), None)
@@ -219,14 +229,12 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
     if not isinstance(prefix, str) or any(ch in prefix for ch in "\n\r\t"):
         raise ConfigError(f"--study-name {prefix!r} must be a one-line string")
 
-    train = dict(sf.train) if sf else {}
-    if sf is None:
-        train["eval_batches"] = DEFAULT_EVAL_BATCHES  # study files evaluate on the whole split
+    train = dict(sf.train)
     eval_interval = _pick(
         args.eval_interval, train.pop("eval_interval", None), max(1, max_steps // 10)
     )
     eval_interval = _check_int("--eval-interval", eval_interval, 1)
-    space = sf.space if sf else space_mod.parse_space({})
+    space = sf.space
     if "hidden_size" not in space.params and "param_budget" not in space.params:
         space.params["hidden_size"] = space_mod.Param(
             "hidden_size", value=DEFAULT_HIDDEN_SIZE, integer=True
@@ -244,7 +252,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
 
     studies: list[StudyDef] = []
     for task_name in tasks:
-        per_task = dict(sf.task_train.get(task_name, {})) if sf else {}
+        per_task = dict(sf.task_train.get(task_name, {}))
         size = {k: per_task.pop(k) for k in ("hidden_size", "param_budget") if k in per_task}
         task_options = {**train.get("task_options", {}), **per_task.pop("task_options", {})}
         task = task_registry.get(task_name, data_dir=args.data_dir, **task_options)
@@ -312,6 +320,31 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
         command=command,
         eval_interval=eval_interval,
     )
+
+
+def _workers(value: Any, device: str) -> int:
+    if value != "auto":
+        try:
+            value = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"--workers must be an integer >= 1 or auto, got {value!r}"
+            ) from None
+        return _check_int("--workers", value, 1)
+    if device != "cpu":
+        import torch
+
+        if torch.cuda.is_available():
+            return 1 if device.startswith("cuda:") else torch.cuda.device_count()
+    return max(1, min(_cpus(), MAX_AUTO_WORKERS))
+
+
+def _cpus() -> int:
+    """CPU cores this process may run on (the affinity mask, where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def _probe_values(resolved: dict[str, Any], cell: str) -> dict[str, Any]:
@@ -622,7 +655,7 @@ def _worker_entry(plan: Plan, index: int) -> None:
     _interrupt_on_sigterm()
     import torch
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // plan.workers))
+    torch.set_num_threads(max(1, _cpus() // plan.workers))
     if plan.device in ("auto", "cuda") and torch.cuda.device_count() > 1:
         device = f"cuda:{index % torch.cuda.device_count()}"
         for sd in plan.studies:

@@ -8,6 +8,7 @@ import multiprocessing as mp
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from rnnopt._cli import run_cli, setup_logging
 from rnnopt.errors import ConfigError
@@ -20,6 +21,27 @@ DEFAULT_STORAGE = "sqlite:///rnnopt.db"
 
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def _task_option(text: str) -> tuple[str, str, Any]:
+    """``TASK.KEY=VALUE`` -> (task, key, value); true/false and numbers are converted."""
+    name, sep, raw = text.partition("=")
+    task, dot, key = name.partition(".")
+    if not sep or not dot or not task or not key:
+        raise ConfigError(
+            f"bad task option {text!r}; allowed: TASK.KEY=VALUE, e.g. xml.stream=true"
+        )
+    value: Any = raw
+    if raw.lower() in ("true", "false"):
+        value = raw.lower() == "true"
+    else:
+        for kind in (int, float):
+            try:
+                value = kind(raw)
+                break
+            except ValueError:
+                pass
+    return task.strip(), key.strip(), value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -77,6 +99,25 @@ def parser() -> argparse.ArgumentParser:
         default=30,
         help="heartbeat seconds; a worker silent for 4x this is taken as crashed",
     )
+    p.add_argument(
+        "--optimizer",
+        default="sgd",
+        help="sgd (the paper's, lr grid 0.1..5) or adam (lr grid 0.001..0.01)",
+    )
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=1,
+        help="evaluations without improvement before the learning rate is halved",
+    )
+    p.add_argument(
+        "-o",
+        "--task-option",
+        action="append",
+        default=[],
+        metavar="TASK.KEY=VALUE",
+        help="a task option, e.g. xml.stream=true (repeatable)",
+    )
     p.add_argument("--batch-size", type=int, default=20)
     p.add_argument("--unroll", type=int, default=35)
     p.add_argument("-v", "--verbose", action="store_true")
@@ -130,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         references=refs,
         seed=args.seed,
         device=args.device,
+        optimizer=args.optimizer,
+        patience=args.patience,
+        task_options=tuple(_task_option(o) for o in args.task_option),
     )
     # Opening here checks the storage and the run's settings once, before any worker starts.
     first = Evolution(args.storage, config, heartbeat=args.heartbeat, worker=0)

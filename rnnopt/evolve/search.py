@@ -64,6 +64,10 @@ GRID: dict[str, tuple[Any, ...]] = {
     "clip_norm": (1.0, 2.5, 5.0, 10.0, 20.0),
     "init_scale": (0.3, 0.7, 1.0, 1.4, 2.0, 2.8),
 }
+# With --optimizer adam (not the paper's: plain SGD needs far longer runs than a CPU affords)
+# only the learning-rate grid changes.
+ADAM_LR = (0.001, 0.002, 0.003, 0.005, 0.01)
+OPTIMIZERS = ("sgd", "adam")
 SEEDS = ("lstm", "gru")
 LIVE = (TrialState.WAITING, TrialState.RUNNING)
 
@@ -94,6 +98,9 @@ class SearchConfig:
     references: tuple[str, ...] = ("mut1", "mut2", "mut3")
     seed: int = 0
     device: str = "cpu"
+    optimizer: str = "sgd"
+    patience: int = 1
+    task_options: tuple[tuple[str, str, Any], ...] = ()  # (task, option, value)
     data_dir: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -104,12 +111,22 @@ class SearchConfig:
         for t in self.tasks:
             if t not in rnnopt.tasks.names():
                 raise ConfigError(f"unknown task {t!r}; valid: {', '.join(rnnopt.tasks.names())}")
-            task = rnnopt.tasks.get(t, data_dir=self.data_dir)
+            task = rnnopt.tasks.get(t, data_dir=self.data_dir, **self.options_for(t))
             if task.metric != "accuracy":
                 raise ConfigError(
                     f"task {t!r} is scored by {task.metric}; the search needs accuracy tasks "
                     "(memorize, arith, xml)"
                 )
+        for t, key, _ in self.task_options:
+            if t not in self.tasks:
+                raise ConfigError(
+                    f"task option {t}.{key} names a task not in --tasks; allowed: "
+                    f"{', '.join(self.tasks)}"
+                )
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"unknown optimizer {self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}"
+            )
         if len(set(self.tasks)) != len(self.tasks):
             raise ConfigError(f"--tasks has a repeated task: {','.join(self.tasks)}")
         for r in self.references:
@@ -124,6 +141,7 @@ class SearchConfig:
             "max_steps",
             "batch_size",
             "unroll",
+            "patience",
         ):
             value = getattr(self, name)
             if (
@@ -140,6 +158,14 @@ class SearchConfig:
             raise ConfigError(f"reeval_fraction must be in [0, 1], got {self.reeval_fraction!r}")
         if not self.layers or any(n not in (1, 2, 3, 4) for n in self.layers):
             raise ConfigError(f"layers must be a subset of 1-4, got {self.layers!r}")
+
+    def options_for(self, task: str) -> dict[str, Any]:
+        """The task options this run sets for ``task``."""
+        return {key: value for t, key, value in self.task_options if t == task}
+
+    def grid(self) -> dict[str, tuple[Any, ...]]:
+        """The hyperparameter grids settings are drawn from."""
+        return GRID if self.optimizer == "sgd" else {**GRID, "lr": ADAM_LR}
 
     def identity(self) -> dict[str, Any]:
         """The settings a resumed or cooperating worker must share (everything but budget)."""
@@ -544,7 +570,7 @@ class Evolution:
 
     def _enqueue(self, slot: str, step: int, genome: Genome, stage: int, task: str, k: int) -> None:
         rng = _slot_rng(self.config.run, self.config.seed, slot)
-        params = {name: rng.choice(values) for name, values in GRID.items()}
+        params = {name: rng.choice(values) for name, values in self.config.grid().items()}
         params["layers"] = rng.choice(self.config.layers)
         self.evals.enqueue_trial(
             params,
@@ -575,17 +601,21 @@ class Evolution:
         from rnnopt.train import TrainConfig, train
 
         attrs = trial.user_attrs
+        cfg = self.config
         params = {
-            name: trial.suggest_categorical(name, list(values)) for name, values in GRID.items()
+            name: trial.suggest_categorical(name, list(values))
+            for name, values in cfg.grid().items()
         }
         params["layers"] = trial.suggest_categorical("layers", list(self.config.layers))
-        cfg = self.config
         value, reason = 0.0, ""
         try:
             name = register_genome(attrs["genome"])
             interval = cfg.eval_interval or max(1, cfg.max_steps // 4)
             tc = TrainConfig(
                 task=attrs["task"],
+                task_options=cfg.options_for(attrs["task"]),
+                optimizer=cfg.optimizer,
+                patience=cfg.patience,
                 cell=name,
                 hidden_size=cfg.hidden_size,
                 layers=params["layers"],

@@ -18,6 +18,9 @@ length once and their batches put in a fixed shuffled order (so that a prefix of
 sample of lengths). ``unroll`` is ignored: instances are never cut, since
 cutting would separate the scored answer from the question. ``reset`` is True for every batch.
 Inputs are ``<s>`` followed by the text without its last character; targets are the text.
+
+With the task option ``stream`` (xml only) each batch column instead reads instances back to
+back as one text, in windows of ``unroll`` characters with the state carried (docs/tasks.md).
 """
 
 from __future__ import annotations
@@ -48,6 +51,11 @@ HELDOUT_OPTIONS = (
     Option("valid_size", 1000, int, 1, 100_000, "instances in the validation set"),
     Option("test_size", 1000, int, 1, 100_000, "instances in the test set"),
 )
+STREAM_OPTION = Option(
+    "stream", False, bool, help="each batch column reads instances back to back as one text, "
+    "in windows of `unroll` characters with the state carried (truncated BPTT); false: one "
+    "instance per column, state reset every batch"
+)
 _MAX_TRIES = 10_000
 BUCKET_POOL = 16  # batches per length-sorted pool of the train stream
 
@@ -69,7 +77,10 @@ class GeneratedTask(Task):
         super().__init__(**options)
         gen = {k: v for k, v in sorted(self.options.items())
                if k not in ("valid_size", "test_size")}
+        gen.pop("stream", None)  # a layout, not a different set of instances
         self._material = f"{self.name}|{gen!r}"
+        # with stream=true the state runs on across batches (an instance attribute on purpose)
+        self.stateful = bool(self.options.get("stream", False))
         self._heldout_batches: dict[tuple[str, int], list[Batch]] = {}
         heldout = self.options["valid_size"] + self.options["test_size"]
         space = self.space_size()
@@ -155,6 +166,8 @@ class GeneratedTask(Task):
     ) -> Iterator[Batch]:
         self.check_split(split)
         self.check_batching(batch_size, unroll)
+        if self.stateful:
+            return self._stream_batches(split, batch_size, unroll, seed)
         if split == "train":
             return self._train_batches(batch_size, seed)
         key = (split, batch_size)
@@ -179,6 +192,23 @@ class GeneratedTask(Task):
             random.Random(f"{self._material}|buckets|{seed}|{pool_no}").shuffle(groups)
             for group in groups:
                 yield self.collate(group)
+
+    def _stream_batches(
+        self, split: str, batch_size: int, unroll: int, seed: int
+    ) -> Iterator[Batch]:
+        if split == "train":
+            # column b reads training instances b, b + B, b + 2B, ... back to back, forever
+            columns: list[Iterator[Instance]] = [
+                (self.instance("train", i, seed)
+                 for i in itertools.count(b, batch_size))
+                for b in range(batch_size)
+            ]
+        else:
+            # held-out sets: B contiguous runs of instances, one per column, read once
+            data = self.heldout()[split]
+            size = -(-len(data) // batch_size)
+            columns = [iter(data[i : i + size]) for i in range(0, len(data), size)]
+        return _windows(columns, unroll)
 
     # --- loss and metrics -----------------------------------------------------------------
 
@@ -220,7 +250,11 @@ class GeneratedTask(Task):
             "valid": f"{self.options['valid_size']} instances (fixed)",
             "test": f"{self.options['test_size']} instances (fixed)",
         }
-        info["unroll"] = "ignored: each batch is as long as its longest instance"
+        info["unroll"] = (
+            "windows of `unroll` characters over instances read back to back, state carried"
+            if self.stateful
+            else "ignored: each batch is as long as its longest instance"
+        )
         return info
 
     def sample(self, n: int, seed: int = 0, split: str = "train") -> list[dict[str, Any]]:
@@ -237,6 +271,82 @@ class GeneratedTask(Task):
         for name, positions in inst.extra.items():
             row[name] = list(positions)
         return row
+
+
+class _Column:
+    """One batch column of a stream: the characters not yet put in a window."""
+
+    def __init__(self, instances: Iterator[Instance]) -> None:
+        self.instances = instances
+        self.ids: list[int] = []
+        self.scored: list[bool] = []
+        self.extra: dict[str, list[bool]] = {}
+        self.previous = START_ID
+        self.done = False
+
+    def fill(self, n: int) -> None:
+        while len(self.ids) < n and not self.done:
+            inst = next(self.instances, None)
+            if inst is None:
+                self.done = True
+                return
+            start, size = len(self.ids), len(inst.text)
+            self.ids.extend(INDEX[c] for c in inst.text)
+            scored = [False] * size
+            for i in inst.scored:
+                scored[i] = True
+            self.scored.extend(scored)
+            for name, positions in inst.extra.items():
+                flags = self.extra.setdefault(name, [False] * start)
+                flags.extend([False] * (start + size - len(flags)))
+                for i in positions:
+                    flags[start + i] = True
+            for flags in self.extra.values():
+                flags.extend([False] * (start + size - len(flags)))
+
+    def take(self, n: int) -> tuple[list[int], list[int], list[bool], dict[str, list[bool]]]:
+        ids = self.ids[:n]
+        inputs = [self.previous, *ids[:-1]] if ids else []
+        if ids:
+            self.previous = ids[-1]
+        scored = self.scored[:n]
+        extra = {name: flags[:n] for name, flags in self.extra.items()}
+        del self.ids[:n], self.scored[:n]
+        for flags in self.extra.values():
+            del flags[:n]
+        return inputs, ids, scored, extra
+
+
+def _windows(sources: list[Iterator[Instance]], unroll: int) -> Iterator[Batch]:
+    """Windows of ``unroll`` characters over columns that read instances back to back."""
+    columns = [_Column(source) for source in sources]
+    first = True
+    while True:
+        for column in columns:
+            column.fill(unroll)
+        T = max(len(column.ids) for column in columns)
+        if T == 0:
+            return
+        T = min(T, unroll)
+        B = len(columns)
+        inputs = torch.full((T, B), PAD_ID, dtype=torch.long)
+        targets = torch.full((T, B), PAD_ID, dtype=torch.long)
+        mask = torch.zeros((T, B), dtype=torch.bool)
+        extra: dict[str, torch.Tensor] = {}
+        for b, column in enumerate(columns):
+            ins, ids, scored, flags = column.take(T)
+            n = len(ids)
+            if not n:
+                continue
+            inputs[:n, b] = torch.tensor(ins)
+            targets[:n, b] = torch.tensor(ids)
+            mask[:n, b] = torch.tensor(scored)
+            for name, values in flags.items():
+                if name not in extra:
+                    extra[name] = torch.zeros((T, B), dtype=torch.bool)
+                extra[name][:n, b] = torch.tensor(values, dtype=torch.bool)
+        yield Batch(inputs, targets, mask, reset=first, tokens=int(mask.sum()), extra=extra)
+        first = False
 
 
 def _ratio(stats: dict[str, float], num: str, den: str) -> float:

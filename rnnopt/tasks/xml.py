@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from rnnopt.errors import ConfigError
 from rnnopt.tasks._base import END, Instance, Option
-from rnnopt.tasks._generated import HELDOUT_OPTIONS, GeneratedTask
+from rnnopt.tasks._generated import HELDOUT_OPTIONS, STREAM_OPTION, GeneratedTask
 from rnnopt.tasks._registry import register
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -38,6 +38,7 @@ class Xml(GeneratedTask):
         Option("close_prob", 0.5, float, 0.01, 1.0, "probability of closing at each step"),
         Option("force_close_after", 50, int, 1, 1000, "steps after which tags only close"),
         *HELDOUT_OPTIONS,
+        STREAM_OPTION,
     )
     extra_metrics: ClassVar[dict[str, tuple[str, str]]] = {
         "closing_accuracy": ("closing_correct", "closing_count"),

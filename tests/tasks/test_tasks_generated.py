@@ -314,3 +314,85 @@ def test_heldout_batches_are_bucketed_but_not_in_length_order(name: str) -> None
     lengths = [b.inputs.shape[0] for b in batches]
     assert len(set(lengths)) == 1 or lengths != sorted(lengths)  # memorize: one length
     assert list(task.batches("valid", batch_size=20, unroll=35)) == batches  # fixed order
+
+
+# --- xml as a stream (stream = true) -------------------------------------------------------
+
+def _unstream(batches: list[Batch], column: int) -> tuple[list[int], list[int], list[bool],
+                                                          list[bool]]:
+    """One column of a run of stream windows, joined: inputs, targets, mask, closing."""
+    inputs, targets, mask, closing = [], [], [], []
+    for batch in batches:
+        keep = batch.targets[:, column] != PAD_ID
+        inputs += batch.inputs[:, column][keep].tolist()
+        targets += batch.targets[:, column][keep].tolist()
+        mask += batch.mask[:, column][keep].tolist()
+        closing += batch.extra["closing"][:, column][keep].tolist()
+    return inputs, targets, mask, closing
+
+
+def test_xml_stream_train_columns_read_instances_back_to_back() -> None:
+    """Column b reads training instances b, b+B, ... as one text, windows of `unroll`, the
+    state carried (reset only first); the instances are those of the unstreamed task."""
+    task = tasks.get("xml", stream=True)
+    plain = tasks.get("xml")
+    assert task.stateful and not plain.stateful
+    B, unroll, seed = 4, 13, 3
+    it = task.batches("train", batch_size=B, unroll=unroll, seed=seed)
+    batches = [next(it) for _ in range(60)]
+    assert batches[0].reset and not any(b.reset for b in batches[1:])
+    assert all(b.inputs.shape == (unroll, B) for b in batches)
+    for column in range(B):
+        inputs, targets, mask, closing = _unstream(batches, column)
+        assert len(targets) == 60 * unroll
+        insts = [plain.instance("train", i, seed) for i in range(column, 400 * B, B)]
+        text = "".join(inst.text for inst in insts)
+        assert "".join(VOCAB[i] for i in targets) == text[: len(targets)]
+        assert inputs == [START_ID, *targets[:-1]]
+        assert all(mask)  # xml scores every character
+        want = [False] * len(text)
+        offset = 0
+        for inst in insts:
+            for p in inst.extra["closing"]:
+                want[offset + p] = True
+            offset += len(inst.text)
+        assert closing == want[: len(targets)]
+
+
+def test_xml_stream_heldout_covers_each_instance_once() -> None:
+    task = tasks.get("xml", stream=True, valid_size=103)
+    valid = task.heldout()["valid"]
+    assert [i.text for i in valid] == [i.text for i in tasks.get("xml", valid_size=103)
+                                       .heldout()["valid"]]
+    batches = list(task.batches("valid", batch_size=5, unroll=35))
+    assert batches[0].reset and not any(b.reset for b in batches[1:])
+    joined = "".join(
+        "".join(VOCAB[i] for i in _unstream(batches, c)[1]) for c in range(5)
+    )
+    assert joined == "".join(i.text for i in valid)
+    assert sum(b.tokens for b in batches) == sum(len(i.text) for i in valid)
+    # read once: a second pass gives the same windows
+    again = list(task.batches("valid", batch_size=5, unroll=35))
+    assert all(torch.equal(a.targets, b.targets) for a, b in zip(batches, again, strict=True))
+
+
+def test_xml_stream_metrics_match_the_instance_layout() -> None:
+    """A model that is right exactly on the closing characters scores the same closing and
+    overall accuracy whichever layout the held-out set is read in."""
+    results = []
+    for stream in (False, True):
+        task = tasks.get("xml", stream=stream, valid_size=50)
+        stats: dict[str, float] = {}
+        for batch in task.batches("valid", batch_size=4, unroll=20):
+            right = batch.extra["closing"]
+            out = fake_output(batch.targets, right, task.output_size)
+            for k, v in task.batch_stats(out, batch).items():
+                stats[k] = stats.get(k, 0.0) + v
+        results.append(task.summarize(stats))
+    assert results[0] == pytest.approx(results[1])
+    assert results[0]["closing_accuracy"] == 1.0
+
+
+def test_xml_stream_option_is_checked() -> None:
+    with pytest.raises(ConfigError, match="stream=1 must be true or false"):
+        tasks.get("xml", stream=1)
