@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnopt import space as space_mod
-from rnnopt._cli import run_cli, setup_logging
+from rnnopt._cli import die_with_parent, run_cli, setup_logging
 from rnnopt.errors import ConfigError, StorageError
 
 __all__ = ["PRUNERS", "SAMPLERS", "Plan", "StudyDef", "build_parser", "main", "make_plan"]
@@ -36,10 +36,10 @@ PRUNERS = ("hyperband", "successive-halving", "median", "percentile", "none")
 MODES = ("compare", "search")
 
 # Without --study-file this study file sets the budget (calibrated on a 2-core CPU, see
-# docs/studies.md): `--task xml` alone runs ten cells x 2 trials in about 15 minutes.
+# docs/studies.md): `--task xml` alone runs ten cells x 3 trials in about 15 minutes.
 DEFAULT_STUDY_FILE = Path(__file__).resolve().parent / "studies" / "quick.toml"
 # Fallbacks for a study file that leaves these out (the same as the default study file's).
-DEFAULT_N_TRIALS = 2
+DEFAULT_N_TRIALS = 3
 DEFAULT_MAX_STEPS = 7000
 DEFAULT_HIDDEN_SIZE = 128
 MAX_AUTO_WORKERS = 4  # --workers auto on CPU: one single-threaded process per core, at most 4
@@ -651,6 +651,7 @@ def _interrupt_on_sigterm() -> None:
 
 def _worker_entry(plan: Plan, index: int) -> None:
     """Body of a ``--workers`` process: own storage connection, own device and threads."""
+    die_with_parent()
     setup_logging()
     _interrupt_on_sigterm()
     import torch

@@ -667,7 +667,9 @@ def run_worker(
     url: str, config: SearchConfig, heartbeat: int, grace: int | None, index: int, verbose: bool
 ) -> None:
     """Entry point of one local worker process (importable, as ``spawn`` needs)."""
-    from rnnopt._cli import setup_logging
+    from rnnopt._cli import die_with_parent, setup_logging
+
+    die_with_parent()
 
     setup_logging(verbose)
     Evolution(url, config, heartbeat=heartbeat, grace=grace, worker=index).work()

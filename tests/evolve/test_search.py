@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 import os
 import signal
 import subprocess
@@ -151,6 +152,12 @@ def test_changed_settings_refuse_to_resume(sqlite_url: str) -> None:
         ["--references", "lstm"],
         ["--layers", "9"],
         ["--run", "a/b"],
+        ["--optimizer", "rmsprop"],
+        ["--patience", "0"],
+        ["-o", "xml.stream"],
+        ["-o", "xml.stream=1"],
+        ["--tasks", "memorize", "-o", "xml.stream=true"],
+        ["--tasks", "xml", "-o", "xml.nope=3"],
     ],
 )
 def test_bad_options_are_config_errors(argv: list[str], sqlite_url: str) -> None:
@@ -189,3 +196,27 @@ def test_local_worker_processes_cooperate(postgres_url: str) -> None:
     steps = genomes.get_trials(states=(TrialState.COMPLETE,))
     assert collections.Counter(t.user_attrs["kind"] for t in steps)["seed"] == 2
     assert len(steps) == 4
+
+
+def test_adam_and_task_options_reach_the_trainer(sqlite_url: str) -> None:
+    """--optimizer adam draws lr from the Adam grid, and -o xml.stream=true trains xml as a
+    stream; both are part of the run's identity (a resume with others is refused)."""
+    main([
+        "--tasks", "xml", "--settings", "1", "--max-steps", "4", "--hidden", "6",
+        "--eval-batches", "1", "--batch-size", "3", "--unroll", "10", "--references", "none",
+        "--generations", "0", "--run", "adam", "--optimizer", "adam", "--patience", "3",
+        "-o", "xml.stream=true", "--storage", sqlite_url,
+    ])  # fmt: skip
+    evals = optuna.load_study(study_name="evolve/adam/evaluations", storage=sqlite_url)
+    done = evals.get_trials(states=(TrialState.COMPLETE,))
+    assert len(done) == 2  # the two seeds, one setting each
+    assert all(t.params["lr"] in (0.001, 0.002, 0.003, 0.005, 0.01) for t in done)
+    assert all(t.user_attrs["stop_reason"] == "finished" for t in done)
+    genomes = optuna.load_study(study_name="evolve/adam/genomes", storage=sqlite_url)
+    stored = json.loads(genomes.user_attrs["rnnopt.evolve"])
+    assert stored["optimizer"] == "adam" and stored["patience"] == 3
+    assert stored["task_options"] == [["xml", "stream", True]]
+    with pytest.raises(ConfigError, match="optimizer"):
+        Evolution(sqlite_url, SearchConfig(tasks=("xml",), run="adam", references=(),
+                                           optimizer="sgd", patience=3,
+                                           task_options=(("xml", "stream", True),)))

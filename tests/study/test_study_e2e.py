@@ -138,6 +138,8 @@ def test_killed_worker_trial_is_retried_from_its_checkpoint(
         sqlite_url,
         "--heartbeat",
         "1",
+        "--workers",  # SIGKILL of the command must take its worker processes with it
+        "2",
     ]
     first = popen(args, tmp_path)
     try:
