@@ -57,12 +57,22 @@ def run_search(
     trials: int,
     max_steps: int,
     budget: float = float("inf"),
+    *,
+    study_file: str | None = None,
+    cell: str = "lstm",
 ):
     """Return [(steps spent so far, best value so far)] after each trial; stop after
-    ``trials`` trials or once ``budget`` steps are spent."""
+    ``trials`` trials or once ``budget`` steps are spent. Without ``study_file``: the paper's
+    space on an LSTM of 32 units (layers 1-2); with one: its space and training settings."""
     grid = sampler == "paper"
-    sp = space_mod.parse_space({"hidden_size": 32, "layers": [1, 2]})
-    resolved = sp.resolved(["lstm"], grid_mode=grid, search=False)
+    train: dict = {}
+    if study_file is None:
+        sp = space_mod.parse_space({"hidden_size": 32, "layers": [1, 2]})
+    else:
+        sf = space_mod.load_study_file(study_file)
+        sp = sf.space
+        train = {**sf.train, **sf.task_train.get(task, {})}
+    resolved = sp.resolved([cell], grid_mode=grid, search=False)
     eval_interval = max(1, max_steps // 10)
     base = dict(
         max_steps=max_steps,
@@ -75,6 +85,8 @@ def run_search(
         task_options={},
         checkpoint_every=10**6,
     )
+    base.update(train)
+    base.update(max_steps=max_steps, eval_interval=eval_interval, checkpoint_every=10**6)
     study = optuna.create_study(
         direction="maximize",
         sampler=make_sampler(sampler, seed),
@@ -82,7 +94,7 @@ def run_search(
     )
     objective = make_objective(
         task=task,
-        cell="lstm",
+        cell=cell,
         space=resolved,
         base=base,
         metric="accuracy",
@@ -118,6 +130,14 @@ def main() -> None:
     )
     p.add_argument("--max-steps", type=int, default=150)
     p.add_argument("--rss-trials", type=int, default=50)
+    p.add_argument(
+        "--study-file",
+        default=None,
+        help="take the space and training settings from this study file, e.g. "
+        "rnnopt/studies/quick.toml (default: the paper's space, LSTM of 32 units)",
+    )
+    p.add_argument("--cell", default="lstm")
+    p.add_argument("--png", default="hpo_curves.png", help="file name of the curves")
     p.add_argument("--out", default=str(REPO / "benchmarks"))
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -140,12 +160,14 @@ def main() -> None:
     for ax, task in zip(axes[0], tasks, strict=True):
         targets, needed = [], []
         for seed in range(args.seeds):
-            paper = run_search(task, "paper", "none", seed, args.trials, args.max_steps)
+            kw = {"study_file": args.study_file, "cell": args.cell}
+            paper = run_search(task, "paper", "none", seed, args.trials, args.max_steps, **kw)
             n_steps, target = paper[-1]
             # TPE + Hyperband gets the same step budget; count when it first matches.
             tpe = run_search(
-                task, "tpe", "hyperband", seed, args.trials * 4, args.max_steps, budget=n_steps
-            )
+                task, "tpe", "hyperband", seed, args.trials * 4, args.max_steps,
+                budget=n_steps, **kw,
+            )  # fmt: skip
             tpe = [(s, b) for s, b in tpe if s <= n_steps] or tpe[:1]
             targets.append(target)
             needed.append(steps_to_reach(tpe, target))
@@ -181,22 +203,23 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(out / "hpo_curves.png", dpi=100)
+    fig.savefig(out / args.png, dpi=100)
 
     # Resident memory of one worker over consecutive trials.
     rss = []
     t0 = time.time()
-    for i in range(args.rss_trials):
+    for i in range(args.rss_trials if args.rss_trials else 0):
         run_search("xml", "tpe", "none", 1000 + i, 1, 20)
         gc.collect()
         rss.append(_rss_mb())
     growth = max(rss[1:]) - rss[0] if len(rss) > 1 else 0.0
     lines.append("")
-    lines.append(
-        f"Worker RSS over {args.rss_trials} consecutive trials: after trial 1 "
-        f"{rss[0]:.0f} MB, max later {max(rss):.0f} MB, growth {growth:.1f} MB "
-        f"(target < 50 MB); {time.time() - t0:.0f} s; pid {os.getpid()}."
-    )
+    if rss:
+        lines.append(
+            f"Worker RSS over {args.rss_trials} consecutive trials: after trial 1 "
+            f"{rss[0]:.0f} MB, max later {max(rss):.0f} MB, growth {growth:.1f} MB "
+            f"(target < 50 MB); {time.time() - t0:.0f} s; pid {os.getpid()}."
+        )
     print("\n".join(lines))
 
 
