@@ -32,6 +32,8 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
         (["--task", "xml", "--pruner", "early"], "unknown pruner 'early'"),
         (["--task", "xml", "--n-trials", "0"], "--n-trials must be an integer >= 1"),
         (["--task", "xml", "--mode", "both"], "unknown mode 'both'"),
+        (["--task", "xml", "--workers", "0"], "--workers must be an integer >= 1, got 0"),
+        (["--task", "xml", "--workers", "many"], "--workers must be an integer >= 1 or auto"),
         (["--task", "xml", "--storage", "oracle://u@h/db"], "unsupported storage URL scheme"),
         (["--task", "xml", "--storage", "not a url"], "bad storage URL"),
         (

@@ -73,13 +73,17 @@ def test_study_file_unknown_key_is_refused(tmp_path: Path) -> None:
         space.load_study_file(str(f))
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "studies").glob("*.toml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    [*sorted((REPO / "studies").glob("*.toml")), REPO / "rnnopt" / "studies" / "quick.toml"],
+    ids=lambda p: p.name,
+)
 def test_shipped_study_files_parse_and_resolve(path: Path) -> None:
     from rnnopt import cells, tasks
 
     sf = space.load_study_file(str(path))
     for t in sf.study.get("tasks", [sf.study.get("task")]):
-        assert t in tasks.names()
+        assert t in tasks.names() or (t is None and path.name == "quick.toml")  # task from CLI
     chosen = sf.study.get("cells", list(space.PAPER_CELLS))
     for c in chosen:
         assert c in cells.names()
@@ -89,3 +93,24 @@ def test_shipped_study_files_parse_and_resolve(path: Path) -> None:
         search=sf.study.get("mode") == "search",
     )
     assert resolved["params"]
+
+
+def test_default_plan_is_the_quick_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--task xml` alone: the quick study's budget, Adam, hidden 128, xml as a stream, and
+    one worker per core (at most 4) on CPU."""
+    from rnnopt.study import _cpus, build_parser, make_plan
+
+    monkeypatch.chdir(tmp_path)
+    plan = make_plan(build_parser().parse_args(["--task", "xml", "--device", "cpu"]), None)
+    assert (plan.n_trials, plan.max_steps, plan.sampler, plan.pruner) == (3, 7000, "tpe", "median")
+    assert plan.workers == max(1, min(_cpus(), 4))
+    assert [sd.name for sd in plan.studies] == [f"xml/{c}" for c in space.PAPER_CELLS]
+    sd = plan.studies[0]
+    assert sd.base["optimizer"] == "adam" and sd.base["task_options"] == {"stream": True}
+    params = sd.space["params"]
+    assert params["hidden_size"]["value"] == 128 and params["layers"]["value"] == 1
+    assert (params["lr"]["low"], params["lr"]["high"]) == (0.002, 0.008)
+    # the command line still wins over the default study file
+    plan = make_plan(build_parser().parse_args(
+        ["--task", "xml", "--n-trials", "5", "--max-steps", "50", "--workers", "1"]), None)
+    assert (plan.n_trials, plan.max_steps, plan.workers) == (5, 50, 1)
