@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnopt import space as space_mod
-from rnnopt._cli import die_with_parent, run_cli, setup_logging
+from rnnopt._cli import cpus, die_with_parent, run_cli, setup_logging
 from rnnopt.errors import ConfigError, StorageError
 
 __all__ = ["PRUNERS", "SAMPLERS", "Plan", "StudyDef", "build_parser", "main", "make_plan"]
@@ -336,15 +336,7 @@ def _workers(value: Any, device: str) -> int:
 
         if torch.cuda.is_available():
             return 1 if device.startswith("cuda:") else torch.cuda.device_count()
-    return max(1, min(_cpus(), MAX_AUTO_WORKERS))
-
-
-def _cpus() -> int:
-    """CPU cores this process may run on (the affinity mask, where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    return max(1, min(cpus(), MAX_AUTO_WORKERS))
 
 
 def _probe_values(resolved: dict[str, Any], cell: str) -> dict[str, Any]:
@@ -656,7 +648,7 @@ def _worker_entry(plan: Plan, index: int) -> None:
     _interrupt_on_sigterm()
     import torch
 
-    torch.set_num_threads(max(1, _cpus() // plan.workers))
+    torch.set_num_threads(max(1, cpus() // plan.workers))
     if plan.device in ("auto", "cuda") and torch.cuda.device_count() > 1:
         device = f"cuda:{index % torch.cuda.device_count()}"
         for sd in plan.studies:

@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         procs = [
             ctx.Process(
                 target=run_worker,
-                args=(args.storage, config, args.heartbeat, None, i, args.verbose),
+                args=(args.storage, config, args.heartbeat, None, i, args.verbose, args.workers),
             )
             for i in range(args.workers)
         ]

@@ -664,12 +664,23 @@ class Evolution:
 
 
 def run_worker(
-    url: str, config: SearchConfig, heartbeat: int, grace: int | None, index: int, verbose: bool
+    url: str,
+    config: SearchConfig,
+    heartbeat: int,
+    grace: int | None,
+    index: int,
+    verbose: bool,
+    workers: int = 1,
 ) -> None:
     """Entry point of one local worker process (importable, as ``spawn`` needs)."""
-    from rnnopt._cli import die_with_parent, setup_logging
+    import torch
+
+    from rnnopt._cli import cpus, die_with_parent, setup_logging
 
     die_with_parent()
+    # Each of `workers` processes gets its share of the cores: oversubscribed OpenMP threads
+    # made two 2-thread workers on 2 cores ten times slower than one.
+    torch.set_num_threads(max(1, cpus() // workers))
 
     setup_logging(verbose)
     Evolution(url, config, heartbeat=heartbeat, grace=grace, worker=index).work()
