@@ -121,6 +121,25 @@ def steps_to_reach(curve, target: float) -> float:  # type: ignore[no-untyped-de
     return float("inf")
 
 
+def compare_one_seed(
+    task: str, seed: int, trials: int, max_steps: int, study_file: str | None, cell: str
+):  # type: ignore[no-untyped-def]
+    """Both protocols for one seed: (paper curve, TPE+HB curve, TPE+HB steps to reach the paper
+    protocol's final best)."""
+    import torch
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("rnnopt").setLevel(logging.WARNING)
+    kw = {"study_file": study_file, "cell": cell}
+    paper = run_search(task, "paper", "none", seed, trials, max_steps, **kw)
+    n_steps, target = paper[-1]
+    # TPE + Hyperband gets the same step budget; count when it first matches.
+    tpe = run_search(task, "tpe", "hyperband", seed, trials * 4, max_steps, budget=n_steps, **kw)
+    tpe = [(s, b) for s, b in tpe if s <= n_steps] or tpe[:1]
+    return paper, tpe, steps_to_reach(tpe, target)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tasks", default="xml,arith")
@@ -137,6 +156,7 @@ def main() -> None:
         "rnnopt/studies/quick.toml (default: the paper's space, LSTM of 32 units)",
     )
     p.add_argument("--cell", default="lstm")
+    p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     p.add_argument("--png", default="hpo_curves.png", help="file name of the curves")
     p.add_argument("--out", default=str(REPO / "benchmarks"))
     args = p.parse_args()
@@ -159,18 +179,19 @@ def main() -> None:
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
         targets, needed = [], []
-        for seed in range(args.seeds):
-            kw = {"study_file": args.study_file, "cell": args.cell}
-            paper = run_search(task, "paper", "none", seed, args.trials, args.max_steps, **kw)
+        jobs = [(task, seed, args.trials, args.max_steps, args.study_file, args.cell)
+                for seed in range(args.seeds)]  # fmt: skip
+        if args.jobs > 1:
+            import multiprocessing
+
+            with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+                results = pool.starmap(compare_one_seed, jobs)
+        else:
+            results = [compare_one_seed(*job) for job in jobs]
+        for seed, (paper, tpe, need) in enumerate(results):
             n_steps, target = paper[-1]
-            # TPE + Hyperband gets the same step budget; count when it first matches.
-            tpe = run_search(
-                task, "tpe", "hyperband", seed, args.trials * 4, args.max_steps,
-                budget=n_steps, **kw,
-            )  # fmt: skip
-            tpe = [(s, b) for s, b in tpe if s <= n_steps] or tpe[:1]
             targets.append(target)
-            needed.append(steps_to_reach(tpe, target))
+            needed.append(need)
             ax.step(
                 *zip(*paper, strict=True),
                 where="post",
@@ -187,7 +208,7 @@ def main() -> None:
             )
             print(
                 f"{task} seed {seed}: paper best {target:.4f} at {n_steps} steps; "
-                f"TPE+HB needs {needed[-1]}",
+                f"TPE+HB needs {need}",
                 flush=True,
             )
         n = args.trials * args.max_steps

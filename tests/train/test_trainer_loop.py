@@ -19,6 +19,7 @@ def _better(task_name: str, a: float, b: float) -> bool:
 
 
 # Steps and optimiser per task, small enough for CI; each run takes a few seconds on one core.
+STREAM = {"valid_size": 100, "test_size": 100, "stream": True}  # xml read as a stream
 LEARNING = {
     "arith": {"max_steps": 200, "eval_interval": 50, "optimizer": "adam", "lr": 0.01},
     "memorize": {
@@ -44,9 +45,12 @@ def _untrained_metrics(config: TrainConfig) -> dict[str, float]:
         run.close()
 
 
-@pytest.mark.parametrize("task_name", tasks.names())
+@pytest.mark.parametrize("task_name", [*tasks.names(), "xml-stream"])
 def test_loss_falls_and_metric_improves_on_every_task(small, task_name: str) -> None:
     settings = LEARNING.get(task_name, MUSIC)
+    if task_name == "xml-stream":
+        task_name = "xml"
+        settings = {**LEARNING["xml"], "task_options": STREAM}
     config = small(task_name, **settings)
     metric = tasks.get(task_name).metric
     before = _untrained_metrics(config)[metric]
@@ -187,6 +191,8 @@ def _capture_final_weights(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, to
     [
         ("ptb", {"optimizer": "adam", "lr": 0.003, "dropout": 0.3, "layers": 2}),
         ("arith", {"optimizer": "sgd", "lr": 1.0, "dropout": 0.2, "patience": 1}),
+        # a generated task read as a stream: the carried state and the stream position resume
+        ("xml", {"optimizer": "adam", "lr": 0.01, "task_options": STREAM}),
     ],
 )
 def test_resume_is_bit_identical(small, monkeypatch, task_name: str, overrides: dict) -> None:
