@@ -98,12 +98,13 @@ def test_shipped_study_files_parse_and_resolve(path: Path) -> None:
 def test_default_plan_is_the_quick_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`--task xml` alone: the quick study's budget, Adam, hidden 128, xml as a stream, and
     one worker per core (at most 4) on CPU."""
-    from rnnopt.study import _cpus, build_parser, make_plan
+    from rnnopt._cli import cpus
+    from rnnopt.study import build_parser, make_plan
 
     monkeypatch.chdir(tmp_path)
     plan = make_plan(build_parser().parse_args(["--task", "xml", "--device", "cpu"]), None)
     assert (plan.n_trials, plan.max_steps, plan.sampler, plan.pruner) == (3, 7000, "tpe", "median")
-    assert plan.workers == max(1, min(_cpus(), 4))
+    assert plan.workers == max(1, min(cpus(), 4))
     assert [sd.name for sd in plan.studies] == [f"xml/{c}" for c in space.PAPER_CELLS]
     sd = plan.studies[0]
     assert sd.base["optimizer"] == "adam" and sd.base["task_options"] == {"stream": True}
