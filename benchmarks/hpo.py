@@ -74,19 +74,19 @@ def run_search(
         train = {**sf.train, **sf.task_train.get(task, {})}
     resolved = sp.resolved([cell], grid_mode=grid, search=False)
     eval_interval = max(1, max_steps // 10)
-    base = dict(
-        max_steps=max_steps,
-        eval_interval=eval_interval,
-        eval_batches=5,
-        batch_size=20,
-        unroll=35,
-        device="cpu",
-        cell_options={},
-        task_options={},
-        checkpoint_every=10**6,
-    )
-    base.update(train)
-    base.update(max_steps=max_steps, eval_interval=eval_interval, checkpoint_every=10**6)
+    base = {
+        "eval_batches": 5,
+        "batch_size": 20,
+        "unroll": 35,
+        "cell_options": {},
+        "task_options": {},
+        **train,
+        # whatever the study file says: this benchmark's budget, on CPU, no checkpoints
+        "max_steps": max_steps,
+        "eval_interval": eval_interval,
+        "device": "cpu",
+        "checkpoint_every": 10**6,
+    }
     study = optuna.create_study(
         direction="maximize",
         sampler=make_sampler(sampler, seed),

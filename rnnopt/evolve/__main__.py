@@ -13,6 +13,7 @@ from typing import Any
 from rnnopt._cli import run_cli, setup_logging
 from rnnopt.errors import ConfigError
 from rnnopt.evolve.search import Evolution, SearchConfig, run_worker
+from rnnopt.tasks import parse_option
 
 logger = logging.getLogger("rnnopt.evolve")
 
@@ -24,23 +25,13 @@ def _csv(text: str) -> tuple[str, ...]:
 
 
 def _task_option(text: str) -> tuple[str, str, Any]:
-    """``TASK.KEY=VALUE`` -> (task, key, value); true/false and numbers are converted."""
-    name, sep, raw = text.partition("=")
-    task, dot, key = name.partition(".")
-    if not sep or not dot or not task or not key:
+    """``TASK.KEY=VALUE`` -> (task, key, value), the value parsed as the tasks CLI does."""
+    task, dot, pair = text.partition(".")
+    if not dot or not task:
         raise ConfigError(
             f"bad task option {text!r}; allowed: TASK.KEY=VALUE, e.g. xml.stream=true"
         )
-    value: Any = raw
-    if raw.lower() in ("true", "false"):
-        value = raw.lower() == "true"
-    else:
-        for kind in (int, float):
-            try:
-                value = kind(raw)
-                break
-            except ValueError:
-                pass
+    key, value = parse_option(pair)
     return task.strip(), key.strip(), value
 
 

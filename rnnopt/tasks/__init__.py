@@ -5,7 +5,7 @@ four polyphonic music sets), each with its encoding, loss, metrics and determini
 """
 
 from rnnopt.tasks import arith, memorize, music, ptb, xml  # noqa: F401  (registration)
-from rnnopt.tasks._base import VOCAB, Batch, Option, Task
+from rnnopt.tasks._base import VOCAB, Batch, Option, Task, parse_option
 from rnnopt.tasks._data import resolve_data_dir
 from rnnopt.tasks._registry import get, names, register, task_class
 
@@ -16,6 +16,7 @@ __all__ = [
     "Task",
     "get",
     "names",
+    "parse_option",
     "register",
     "resolve_data_dir",
     "task_class",

@@ -11,7 +11,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from rnnopt import tasks
 from rnnopt._cli import run_cli
@@ -41,20 +40,6 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--jsonl", action="store_true",
                         help="one JSON object per line with text and scored positions")
     return parser
-
-
-def _options(pairs: list[str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"option {pair!r} must look like KEY=VALUE")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            raise ConfigError(f"option {key}={value!r}: value must be a number or "
-                              f"true/false") from None
-    return options
 
 
 def _list() -> None:
@@ -103,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "list":
         _list()
         return 0
-    task = tasks.get(args.task, data_dir=args.data_dir, **_options(args.option))
+    options = dict(map(tasks.parse_option, args.option))
+    task = tasks.get(args.task, data_dir=args.data_dir, **options)
     if args.command == "info":
         _info(task, args.json)
     else:

@@ -8,6 +8,7 @@ Every task tells the model its input encoding (``input_kind``, ``input_size``), 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -49,6 +50,18 @@ class Batch:
             mask=self.mask.to(device, non_blocking=non_blocking),
             extra={k: v.to(device, non_blocking=non_blocking) for k, v in self.extra.items()},
         )
+
+
+def parse_option(pair: str) -> tuple[str, Any]:
+    """A command-line task option ``KEY=VALUE`` -> (key, value); the value is JSON (a number,
+    true or false)."""
+    key, sep, value = pair.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"option {pair!r} must look like KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        raise ConfigError(f"option {key}={value!r}: value must be a number or true/false") from None
 
 
 @dataclass(frozen=True)

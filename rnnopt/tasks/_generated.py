@@ -81,7 +81,7 @@ class GeneratedTask(Task):
         self._material = f"{self.name}|{gen!r}"
         # with stream=true the state runs on across batches (an instance attribute on purpose)
         self.stateful = bool(self.options.get("stream", False))
-        self._heldout_batches: dict[tuple[str, int], list[Batch]] = {}
+        self._heldout_batches: dict[tuple[str, int, int], list[Batch]] = {}
         heldout = self.options["valid_size"] + self.options["test_size"]
         space = self.space_size()
         if space < 10 * heldout:
@@ -166,21 +166,26 @@ class GeneratedTask(Task):
     ) -> Iterator[Batch]:
         self.check_split(split)
         self.check_batching(batch_size, unroll)
-        if self.stateful:
-            return self._stream_batches(split, batch_size, unroll, seed)
         if split == "train":
+            if self.stateful:
+                return self._stream_batches(split, batch_size, unroll, seed)
             return self._train_batches(batch_size, seed)
-        key = (split, batch_size)
+        key = (split, batch_size, unroll if self.stateful else 0)
         if key not in self._heldout_batches:  # evaluated again and again: collate once
-            data = sorted(self.heldout()[split], key=lambda inst: len(inst.text))
-            batches = [
-                self.collate(data[i : i + batch_size]) for i in range(0, len(data), batch_size)
-            ]
-            # A fixed shuffle of the length buckets, so that the first k batches (an evaluation
-            # limited to eval_batches) are a fair sample of lengths, not the shortest instances.
-            random.Random(f"{self._material}|{split}|buckets").shuffle(batches)
-            self._heldout_batches[key] = batches
+            self._heldout_batches[key] = (
+                list(self._stream_batches(split, batch_size, unroll, seed))
+                if self.stateful
+                else self._bucketed_heldout(split, batch_size)
+            )
         return iter(self._heldout_batches[key])
+
+    def _bucketed_heldout(self, split: str, batch_size: int) -> list[Batch]:
+        data = sorted(self.heldout()[split], key=lambda inst: len(inst.text))
+        batches = [self.collate(data[i : i + batch_size]) for i in range(0, len(data), batch_size)]
+        # A fixed shuffle of the length buckets, so that the first k batches (an evaluation
+        # limited to eval_batches) are a fair sample of lengths, not the shortest instances.
+        random.Random(f"{self._material}|{split}|buckets").shuffle(batches)
+        return batches
 
     def _train_batches(self, batch_size: int, seed: int) -> Iterator[Batch]:
         pool_size = batch_size * BUCKET_POOL
@@ -296,13 +301,11 @@ class _Column:
             for i in inst.scored:
                 scored[i] = True
             self.scored.extend(scored)
-            for name, positions in inst.extra.items():
+            for name in self.extra.keys() | inst.extra.keys():
                 flags = self.extra.setdefault(name, [False] * start)
-                flags.extend([False] * (start + size - len(flags)))
-                for i in positions:
+                flags.extend([False] * size)
+                for i in inst.extra.get(name, ()):
                     flags[start + i] = True
-            for flags in self.extra.values():
-                flags.extend([False] * (start + size - len(flags)))
 
     def take(self, n: int) -> tuple[list[int], list[int], list[bool], dict[str, list[bool]]]:
         ids = self.ids[:n]
