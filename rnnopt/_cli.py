@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from types import FrameType
 
 from rnnopt.errors import RnnoptError
 
@@ -57,3 +58,40 @@ def cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+# Modules whose code must not be cut short: a KeyboardInterrupt raised inside a database call
+# can leave a connection holding a write lock (SQLite) that the clean-up then waits on forever.
+_UNINTERRUPTIBLE = ("sqlalchemy", "optuna", "sqlite3", "psycopg", "pymysql", "MySQLdb")
+_RETRY_S = 0.05
+
+
+def _in_storage_call(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith(_UNINTERRUPTIBLE):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    if _in_storage_call(frame):
+        signal.setitimer(signal.ITIMER_REAL, _RETRY_S)  # try again once the call has returned
+        return
+    raise KeyboardInterrupt
+
+
+def interrupt_between_storage_calls() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM raise KeyboardInterrupt in the main thread, but never
+    inside Optuna, SQLAlchemy or a database driver: there the interrupt is retried every
+    50 ms until the call has returned, so the clean-up that follows finds the database
+    unlocked and consistent."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
+        signal.signal(signum, _interrupt)
+
+
+def ignore_interrupts() -> None:
+    """For a clean-up that must finish: drop further and pending interrupts."""
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
+        signal.signal(signum, signal.SIG_IGN)

@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from rnnopt import space as space_mod
-from rnnopt._cli import cpus, die_with_parent, run_cli, setup_logging
+from rnnopt._cli import (
+    cpus,
+    die_with_parent,
+    ignore_interrupts,
+    interrupt_between_storage_calls,
+    run_cli,
+    setup_logging,
+)
 from rnnopt.errors import ConfigError, StorageError
 
 __all__ = ["PRUNERS", "SAMPLERS", "Plan", "StudyDef", "build_parser", "main", "make_plan"]
@@ -613,7 +620,7 @@ def _run_trial(study: Any, trial: Any, objective: Any, storage: Any, plan: Plan)
     except optuna.TrialPruned:
         study.tell(trial, state=TrialState.PRUNED)
     except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # finish the clean-up undisturbed
+        ignore_interrupts()  # finish the clean-up undisturbed
         trial.set_user_attr("stop_reason", "failed")
         trial.set_user_attr("reason", "interrupted (Ctrl-C); queued for a retry")
         study.tell(trial, state=TrialState.FAIL)
@@ -631,21 +638,11 @@ def _run_trial(study: Any, trial: Any, objective: Any, storage: Any, plan: Plan)
         study.tell(trial, value)
 
 
-def _interrupt_on_sigterm() -> None:
-    """Treat SIGTERM (a scheduler's preemption, ``kill``) like Ctrl-C: fail and re-queue the
-    running trial, then exit."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def _worker_entry(plan: Plan, index: int) -> None:
     """Body of a ``--workers`` process: own storage connection, own device and threads."""
     die_with_parent()
     setup_logging()
-    _interrupt_on_sigterm()
+    interrupt_between_storage_calls()
     import torch
 
     torch.set_num_threads(max(1, cpus() // plan.workers))
@@ -745,7 +742,7 @@ def summary_table(plan: Plan) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    _interrupt_on_sigterm()
+    interrupt_between_storage_calls()
     plan = make_plan(args, argv)
     prepare_studies(plan)
 

@@ -90,3 +90,35 @@ def relative_score(
         return a / g if g > 0 else math.inf
 
     return min(ratio(accs[t], gru[t]) for t in tasks)
+
+
+# task -> setting index -> best validation accuracy of one genome on that setting
+Results = dict[str, dict[int, float]]
+
+
+def paired_best(
+    results: Results, gru: Results, tasks: list[str] | tuple[str, ...]
+) -> tuple[dict[str, float], dict[str, float]] | None:
+    """Per task, the best accuracy of a genome and of the GRU over the settings (hyperparameters
+    and training seed) that both were evaluated on; None while a task has no common setting.
+
+    Comparing bests over the same settings keeps the comparison fair: the GRU is re-evaluated
+    far more often than a new mutant, and a best over more random settings is higher by luck.
+    """
+    mine: dict[str, float] = {}
+    ref: dict[str, float] = {}
+    for t in tasks:
+        common = results.get(t, {}).keys() & gru.get(t, {}).keys()
+        if not common:
+            return None
+        mine[t] = max(results[t][k] for k in common)
+        ref[t] = max(gru[t][k] for k in common)
+    return mine, ref
+
+
+def paired_score(
+    results: Results, gru: Results, tasks: list[str] | tuple[str, ...]
+) -> float | None:
+    """The paper's score (``relative_score``) over the settings shared with the GRU."""
+    pair = paired_best(results, gru, tasks)
+    return None if pair is None else relative_score(pair[0], pair[1], tasks)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import optuna
@@ -10,7 +9,8 @@ from optuna.trial import TrialState
 
 from rnnopt.errors import StorageError
 from rnnopt.evolve.genome import parse
-from rnnopt.evolve.known import KNOWN_TEXTS, known, relative_score
+from rnnopt.evolve.known import KNOWN_TEXTS, known, paired_score
+from rnnopt.evolve.search import collect_results
 
 __all__ = ["GenomeScore", "find_runs", "format_report", "scores"]
 
@@ -21,7 +21,7 @@ class GenomeScore:
     label: str  # lstm, gru, mut1-3 or "found"
     best: dict[str, float]  # task -> best accuracy
     evaluations: int
-    score: float | None  # min over tasks of best / GRU best
+    score: float | None  # min over tasks of best / GRU best, over the settings both had
 
 
 def find_runs(storage: str | optuna.storages.BaseStorage) -> list[str]:
@@ -46,25 +46,22 @@ def scores(
             f"no search run {run!r} in this storage; runs: {find_runs(storage)}"
         ) from None
     tasks = steps.user_attrs.get("rnnopt.task", "").split(",")
-    best: dict[str, dict[str, float]] = {}
-    count: dict[str, int] = {}
-    for t in evals.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        g = t.user_attrs["genome"]
-        d = best.setdefault(g, {})
-        d[t.user_attrs["task"]] = max(d.get(t.user_attrs["task"], -math.inf), float(t.value))
-        count[g] = count.get(g, 0) + 1
+    results = collect_results(evals.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     labels = {known(k).text: k for k in KNOWN_TEXTS}
     members = {
         t.user_attrs["genome"]
         for t in steps.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if t.user_attrs.get("status") in ("member", "evaluated")
     }
-    gru = best.get(known("gru").text, {})
+    gru = results.get(known("gru").text, {})
     out = []
-    for g in members | (set(labels) & set(best)):
-        accs = best.get(g, {})
-        s = relative_score(accs, gru, tasks)
-        out.append(GenomeScore(g, labels.get(g, "found"), accs, count.get(g, 0), s))
+    for g in members | (set(labels) & set(results)):
+        mine = results.get(g, {})
+        best = {task: max(accs.values()) for task, accs in mine.items() if accs}
+        count = sum(len(accs) for accs in mine.values())
+        out.append(
+            GenomeScore(g, labels.get(g, "found"), best, count, paired_score(mine, gru, tasks))
+        )
     out.sort(key=lambda r: (r.score is None, -(r.score or 0.0), r.genome))
     return tasks, out
 
@@ -98,7 +95,10 @@ def format_report(storage: str, run: str | None = None, top: int = 5) -> str:
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-        lines.append("score = min over tasks of (best accuracy / GRU's best accuracy)")
+        lines.append(
+            "score = min over tasks of (best accuracy / GRU's best accuracy), both over the "
+            "settings the cell and the GRU shared; task columns: best over all its settings"
+        )
         for g, name in ids.items():
             lines.append("")
             lines.append(f"## {name}")

@@ -9,8 +9,13 @@ Layout (``<run>`` from ``--run``):
   value = the genome's score, min over tasks of (best accuracy / GRU's best accuracy).
 - ``evolve/<run>/evaluations``: one trial per (genome, task, hyperparameter setting), value =
   best validation accuracy; parameters ``lr``, ``clip_norm``, ``init_scale``, ``layers``; user
-  attributes ``slot`` (``<step>/<task>/<k>``, unique per evaluation), ``genome``, ``cell``,
-  ``task``, ``stage``, ``step``, ``stop_reason``, ``n_params``.
+  attributes ``slot`` (``<step>/<task>/<k>``, unique per evaluation), ``setting``, ``genome``,
+  ``cell``, ``task``, ``stage``, ``step``, ``train_seed``, ``stop_reason``, ``n_params``.
+
+Settings are paired: setting number ``i`` of a task (its hyperparameters and training seed) is
+the same for every genome, and a genome's ``r``-th step on a task (its ``round``) evaluates
+settings ``r * settings`` to ``(r + 1) * settings - 1``. Scores and the staged filters compare a
+genome with the GRU over the settings both were evaluated on (``known.paired_score``).
 
 Coordination happens through Optuna's trial states only. The worker that holds a step trial
 RUNNING is its only coordinator: it enqueues the step's evaluations (``enqueue_trial``) and
@@ -43,7 +48,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from rnnopt.errors import ConfigError, StorageError
 from rnnopt.evolve.genome import Genome, parse
-from rnnopt.evolve.known import KNOWN_TEXTS, known, relative_score
+from rnnopt.evolve.known import KNOWN_TEXTS, Results, known, paired_best, paired_score
 from rnnopt.evolve.mutate import mutate
 from rnnopt.storage import study_lock
 
@@ -172,11 +177,26 @@ class SearchConfig:
         d = asdict(self)
         for k in ("generations", "data_dir", "device"):
             d.pop(k)
+        d["settings_scheme"] = "paired"  # runs from before paired settings cannot be resumed
         return json.loads(json.dumps(d))
 
 
-def _slot_rng(*parts: object) -> random.Random:
+def _setting_rng(*parts: object) -> random.Random:
     return random.Random(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest())
+
+
+def _rounds(steps: list[FrozenTrial], genome: str) -> int:
+    """How many earlier steps evaluated ``genome``: its next step's round."""
+    return len({t.user_attrs.get("step") for t in steps if t.user_attrs.get("genome") == genome})
+
+
+def collect_results(trials: Iterable[FrozenTrial]) -> dict[str, Results]:
+    """genome text -> task -> setting index -> accuracy, from finished evaluation trials."""
+    out: dict[str, Results] = defaultdict(lambda: defaultdict(dict))
+    for t in trials:
+        g, task = t.user_attrs["genome"], t.user_attrs["task"]
+        out[g][task][int(t.user_attrs["setting"])] = float(t.value)
+    return out
 
 
 def _retry_steps(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -309,22 +329,24 @@ class Evolution:
     def steps(self) -> list[FrozenTrial]:
         return self.genomes.get_trials(deepcopy=False)
 
-    def best_accuracies(self) -> dict[str, dict[str, float]]:
-        """genome text -> task -> best accuracy over its finished evaluations."""
-        best: dict[str, dict[str, float]] = defaultdict(dict)
-        for t in self.evals.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            g, task = t.user_attrs["genome"], t.user_attrs["task"]
-            best[g][task] = max(best[g].get(task, -math.inf), float(t.value))
-        return best
+    def results(self, step: int | None = None) -> dict[str, Results]:
+        """genome text -> task -> setting -> accuracy, from the finished evaluations (of one
+        step only, if given)."""
+        return collect_results(
+            t
+            for t in self.evals.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if step is None or t.user_attrs.get("step") == step
+        )
 
-    def score(self, accs: dict[str, float], gru: dict[str, float]) -> float | None:
-        """min over tasks of accuracy / GRU accuracy (None until every task has a result)."""
-        return relative_score(accs, gru, self.config.tasks)
+    def score(self, results: Results, gru: Results) -> float | None:
+        """min over tasks of accuracy / GRU accuracy over the settings both have (None until
+        every task has one)."""
+        return paired_score(results, gru, self.config.tasks)
 
     def population(self) -> list[tuple[float, str]]:
         """The best ``population`` members as (score, genome text), best first."""
-        best = self.best_accuracies()
-        gru = best.get(self._gru, {})
+        results = self.results()
+        gru = results.get(self._gru, {})
         members = {
             t.user_attrs["genome"]
             for t in self.steps()
@@ -332,7 +354,7 @@ class Evolution:
         }
         scored = []
         for g in members:
-            s = self.score(best.get(g, {}), gru)
+            s = self.score(results.get(g, {}), gru)
             if s is not None:
                 scored.append((s, g))
         scored.sort(key=lambda p: (-p[0], p[1]))
@@ -419,7 +441,14 @@ class Evolution:
         if seeds:
             kind, name = seeds[0]
             g = known(name)
-            return {"kind": kind, "genome": g.text, "reference": name, "parent": "", "mutation": ""}
+            return {
+                "kind": kind,
+                "genome": g.text,
+                "reference": name,
+                "parent": "",
+                "mutation": "",
+                "round": _rounds(steps, g.text),
+            }
         gru_done = any(
             t.state == TrialState.COMPLETE
             and t.user_attrs.get("kind") == "seed"
@@ -434,22 +463,27 @@ class Evolution:
             return None
         rng = random.Random(f"{self.config.seed}/{len(steps)}/{self.worker}/{time.time_ns()}")
         _, parent = rng.choice(pop)
+        reeval = {
+            "kind": "reeval",
+            "genome": parent,
+            "parent": parent,
+            "mutation": "",
+            "round": _rounds(steps, parent),
+        }
         if rng.random() < self.config.reeval_fraction:
-            return {"kind": "reeval", "genome": parent, "parent": parent, "mutation": ""}
+            return reeval
         seen = {t.user_attrs.get("genome") for t in steps}
-        child = None
         for _ in range(50):
             child, op = mutate(parse(parent), rng)
             if child.text not in seen:
-                break
-        else:
-            return {"kind": "reeval", "genome": parent, "parent": parent, "mutation": ""}
-        return {"kind": "mutant", "genome": child.text, "parent": parent, "mutation": op}
+                return {"kind": "mutant", "genome": child.text, "parent": parent, "mutation": op}
+        return reeval
 
     # -- one step -----------------------------------------------------------------------------
     def _run_step(self, trial: optuna.Trial) -> None:
         attrs = dict(trial.user_attrs)
         step, kind, text = attrs["step"], attrs["kind"], attrs["genome"]
+        first = attrs.get("round", 0) * self.config.settings
         genome = parse(text)
         trial.set_user_attr("cell", genome.cell_name)
         trial.set_user_attr("equations", genome.equations())
@@ -462,12 +496,16 @@ class Evolution:
         else:
             stages = [list(self.config.tasks)]
         for number, tasks in enumerate(stages):
-            self._complete_stage(step, genome, number, tasks)
+            self._complete_stage(step, genome, number, tasks, first)
             if kind != "mutant":
                 continue
             task = tasks[0]
-            gru = self._wait_for_gru(task)
-            mine = self._best_in_step(step, task)
+            self._wait_for_gru()
+            pair = paired_best(
+                self.results(step).get(text, {}), self.results().get(self._gru, {}), [task]
+            )
+            mine, gru = pair if pair is not None else ({task: 0.0}, {task: math.inf})
+            mine, gru = mine[task], gru[task]
             if mine < self.config.threshold * gru:
                 logger.info(
                     "step %s: rejected at %s (%.4f < %.2f x GRU %.4f)",
@@ -481,12 +519,12 @@ class Evolution:
                 trial.set_user_attr("rejected_at", task)
                 self._tell(self.genomes, trial, 0.0)
                 return
-        best = self.best_accuracies()
-        gru_best = best.get(self._gru, {})
+        results = self.results()
+        mine_all = results.get(text, {})
         for t in self.config.tasks:
-            if t in best.get(text, {}):
-                trial.set_user_attr(f"best_{t}", best[text][t])
-        s = self.score(best.get(text, {}), gru_best)
+            if mine_all.get(t):
+                trial.set_user_attr(f"best_{t}", max(mine_all[t].values()))
+        s = self.score(mine_all, results.get(self._gru, {}))
         trial.set_user_attr("status", "member" if kind in ("seed", "mutant") else "evaluated")
         self._tell(self.genomes, trial, float(s if s is not None else 0.0))
         logger.info("step %s (%s) done: score %s", step, kind, s)
@@ -499,16 +537,8 @@ class Evolution:
             for t in self.steps()
         )
 
-    def _best_in_step(self, step: int, task: str) -> float:
-        values = [
-            float(t.value)
-            for t in self.evals.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("step") == step and t.user_attrs.get("task") == task
-        ]
-        return max(values, default=0.0)
-
-    def _wait_for_gru(self, task: str) -> float:
-        """The GRU's best accuracy on ``task`` once its seed step is done (helping meanwhile)."""
+    def _wait_for_gru(self) -> None:
+        """Return once the GRU's seed step is done (helping with other work meanwhile)."""
         while True:
             done = [
                 t
@@ -519,7 +549,7 @@ class Evolution:
                 and t.user_attrs.get("status") == "member"
             ]
             if done:
-                return self.best_accuracies().get(self._gru, {}).get(task, 0.0)
+                return
             self._wait_a_little(seed_steps=True)
 
     def _wait_a_little(self, seed_steps: bool = False) -> None:
@@ -537,7 +567,9 @@ class Evolution:
         if not self._run_one_eval():
             time.sleep(self.poll)
 
-    def _complete_stage(self, step: int, genome: Genome, stage: int, tasks: list[str]) -> None:
+    def _complete_stage(
+        self, step: int, genome: Genome, stage: int, tasks: list[str], first: int
+    ) -> None:
         """Enqueue this stage's missing evaluation slots and work until all are finished."""
         while True:
             self._fail_stale()
@@ -557,7 +589,7 @@ class Evolution:
                     continue
                 pending = True
                 if not states & set(LIVE):
-                    self._enqueue(slot, step, genome, stage, task, k)
+                    self._enqueue(slot, step, genome, stage, task, first + k)
             if not pending:
                 return
             own = [
@@ -568,14 +600,17 @@ class Evolution:
             if not self._run_one_eval(prefer=own):
                 time.sleep(self.poll)
 
-    def _enqueue(self, slot: str, step: int, genome: Genome, stage: int, task: str, k: int) -> None:
-        rng = _slot_rng(self.config.run, self.config.seed, slot)
+    def _enqueue(
+        self, slot: str, step: int, genome: Genome, stage: int, task: str, setting: int
+    ) -> None:
+        rng = _setting_rng(self.config.run, self.config.seed, task, setting)
         params = {name: rng.choice(values) for name, values in self.config.grid().items()}
         params["layers"] = rng.choice(self.config.layers)
         self.evals.enqueue_trial(
             params,
             user_attrs={
                 "slot": slot,
+                "setting": setting,
                 "step": step,
                 "genome": genome.text,
                 "cell": genome.cell_name,

@@ -126,3 +126,19 @@ def test_relative_score_is_the_papers_min_ratio_and_gru_scores_one() -> None:
     zero = {"arith": 0.0, "xml": 0.4}
     assert relative_score(zero, zero, ["arith", "xml"]) == 1.0
     assert relative_score({"arith": 0.1, "xml": 0.2}, zero, ["arith", "xml"]) == 0.5
+
+
+def test_paired_score_compares_over_the_settings_both_genomes_had() -> None:
+    from rnnopt.evolve.known import paired_best, paired_score
+
+    # The GRU was lucky on setting 7, which the mutant never trained on.
+    gru = {"arith": {0: 0.40, 1: 0.50, 7: 0.90}, "xml": {0: 0.30, 1: 0.35}}
+    mutant = {"arith": {0: 0.45, 1: 0.50}, "xml": {0: 0.36, 1: 0.30}}
+    assert paired_best(mutant, gru, ["arith", "xml"]) == (
+        {"arith": 0.50, "xml": 0.36},
+        {"arith": 0.50, "xml": 0.35},
+    )
+    assert paired_score(mutant, gru, ["arith", "xml"]) == 1.0
+    assert paired_score(gru, gru, ["arith", "xml"]) == 1.0
+    assert paired_score({"arith": {3: 0.9}, "xml": {0: 0.3}}, gru, ["arith", "xml"]) is None
+    assert paired_score({"arith": {0: 0.2}, "xml": {0: 0.15}}, gru, ["arith", "xml"]) == 0.5

@@ -135,6 +135,42 @@ def test_two_workers_share_a_run(storage_url: str) -> None:
     assert b.genomes.get_trials(states=(TrialState.FAIL,))  # a's step, retried by b
 
 
+def test_settings_are_paired_across_genomes_and_new_in_each_round(sqlite_url: str) -> None:
+    cfg = SearchConfig(
+        tasks=("memorize",),
+        run="p",
+        generations=3,
+        settings=2,
+        hidden_size=4,
+        max_steps=3,
+        eval_batches=1,
+        batch_size=2,
+        unroll=8,
+        references=(),
+        reeval_fraction=1.0,
+    )
+    Evolution(sqlite_url, cfg, poll=0.05).work(max_idle=60)
+    evals = optuna.load_study(study_name="evolve/p/evaluations", storage=sqlite_url).get_trials(
+        states=(TrialState.COMPLETE,)
+    )
+    by_setting: dict[int, set[str]] = collections.defaultdict(set)
+    seen = collections.Counter()
+    for e in evals:
+        by_setting[e.user_attrs["setting"]].add(
+            json.dumps([sorted(e.params.items()), e.user_attrs["train_seed"]])
+        )
+        seen[(e.user_attrs["genome"], e.user_attrs["setting"])] += 1
+    # Setting i is one set of hyperparameters and one training seed, whichever genome it trains.
+    assert all(len(v) == 1 for v in by_setting.values()), by_setting
+    assert max(seen.values()) == 1, "a genome saw the same setting twice"
+    for seed in ("lstm", "gru"):
+        assert {s for g, s in seen if g == known(seed).text} >= {0, 1}
+    # Three re-evaluations of the two seeds: rounds 1, 2, ... use settings 2, 3, 4, ...
+    assert len(seen) == 2 * 2 + 3 * 2 and max(by_setting) >= 3
+    seeds = {json.loads(next(iter(v)))[1] for v in by_setting.values()}
+    assert len(seeds) == len(by_setting), "two settings share a training seed"
+
+
 def test_changed_settings_refuse_to_resume(sqlite_url: str) -> None:
     cfg = SearchConfig(tasks=("memorize",), run="r", references=())
     Evolution(sqlite_url, cfg).close()
