@@ -22,6 +22,7 @@ class GenomeScore:
     best: dict[str, float]  # task -> best accuracy
     evaluations: int
     score: float | None  # min over tasks of best / GRU best, over the settings both had
+    ratio: dict[str, float]  # task -> best / GRU best over the settings both had
 
 
 def find_runs(storage: str | optuna.storages.BaseStorage) -> list[str]:
@@ -59,11 +60,18 @@ def scores(
         mine = results.get(g, {})
         best = {task: max(accs.values()) for task, accs in mine.items() if accs}
         count = sum(len(accs) for accs in mine.values())
-        out.append(
-            GenomeScore(g, labels.get(g, "found"), best, count, paired_score(mine, gru, tasks))
-        )
+        ratio = {t: r for t in tasks if (r := paired_score(mine, gru, [t])) is not None}
+        score = paired_score(mine, gru, tasks)
+        out.append(GenomeScore(g, labels.get(g, "found"), best, count, score, ratio))
     out.sort(key=lambda r: (r.score is None, -(r.score or 0.0), r.genome))
     return tasks, out
+
+
+def _task_cell(x: GenomeScore, task: str) -> str:
+    if task not in x.best:
+        return "-"
+    ratio = f" ({x.ratio[task]:.3f})" if task in x.ratio else ""
+    return f"{x.best[task]:.4f}{ratio}"
 
 
 def format_report(storage: str, run: str | None = None, top: int = 5) -> str:
@@ -90,14 +98,15 @@ def format_report(storage: str, run: str | None = None, top: int = 5) -> str:
             cells = [
                 name,
                 f"{x.score:.3f}" if x.score is not None else "-",
-                *(f"{x.best[t]:.4f}" if t in x.best else "-" for t in tasks),
+                *(_task_cell(x, t) for t in tasks),
                 str(x.evaluations),
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         lines.append(
             "score = min over tasks of (best accuracy / GRU's best accuracy), both over the "
-            "settings the cell and the GRU shared; task columns: best over all its settings"
+            "settings the cell and the GRU shared (the ratio in brackets); the accuracy is the "
+            "best over all the cell's settings"
         )
         for g, name in ids.items():
             lines.append("")

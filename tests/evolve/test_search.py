@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -29,6 +30,12 @@ TINY = [
     "--heartbeat", "1",
 ]
 # fmt: on
+
+
+def _tiny_memorize(**kw: Any) -> SearchConfig:
+    """A search on memorize with cells small and short enough to run in seconds."""
+    tiny = dict(hidden_size=4, max_steps=3, eval_batches=1, batch_size=2, unroll=8, references=())
+    return SearchConfig(tasks=("memorize",), **{**tiny, **kw})
 
 
 def _complete_evals(url: str) -> list[optuna.trial.FrozenTrial]:
@@ -99,23 +106,14 @@ def test_search_resumes_after_sigkill(sqlite_url: str, tmp_path: Path) -> None:
         assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
     text = format_report(sqlite_url, "t")
     assert "| gru | 1.000 |" in text and "| lstm |" in text
+    gru_row = next(line for line in text.splitlines() if line.startswith("| gru |"))
+    assert gru_row.count("(1.000)") == 2  # its own ratio on memorize and arith
 
 
 def test_two_workers_share_a_run(storage_url: str) -> None:
     """Two workers on one storage (in turn here; the claim protocol is the same) never repeat a
     slot, and the second one picks up what the first left queued."""
-    cfg = SearchConfig(
-        tasks=("memorize",),
-        run="t",
-        generations=1,
-        settings=1,
-        hidden_size=4,
-        max_steps=3,
-        eval_batches=1,
-        batch_size=2,
-        unroll=8,
-        references=(),
-    )
+    cfg = _tiny_memorize(run="t", generations=1, settings=1)
     a = Evolution(storage_url, cfg, heartbeat=1, grace=2, poll=0.1, worker=0)
     # Worker a creates the LSTM seed step and enqueues its slots, then stops after one evaluation.
     step = a._claim_step()
@@ -136,19 +134,7 @@ def test_two_workers_share_a_run(storage_url: str) -> None:
 
 
 def test_settings_are_paired_across_genomes_and_new_in_each_round(sqlite_url: str) -> None:
-    cfg = SearchConfig(
-        tasks=("memorize",),
-        run="p",
-        generations=3,
-        settings=2,
-        hidden_size=4,
-        max_steps=3,
-        eval_batches=1,
-        batch_size=2,
-        unroll=8,
-        references=(),
-        reeval_fraction=1.0,
-    )
+    cfg = _tiny_memorize(run="p", generations=3, settings=2, reeval_fraction=1.0)
     Evolution(sqlite_url, cfg, poll=0.05).work(max_idle=60)
     evals = optuna.load_study(study_name="evolve/p/evaluations", storage=sqlite_url).get_trials(
         states=(TrialState.COMPLETE,)
