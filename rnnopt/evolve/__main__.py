@@ -35,6 +35,19 @@ def _task_option(text: str) -> tuple[str, str, Any]:
     return task.strip(), key.strip(), value
 
 
+def _task_steps(text: str) -> tuple[tuple[str, int], ...]:
+    """``TASK=N,TASK=N`` -> ((task, n), ...)."""
+    out = []
+    for part in _csv(text):
+        task, eq, n = part.partition("=")
+        if not eq or not task.strip() or not n.strip().isdigit():
+            raise ConfigError(
+                f"bad --task-steps entry {part!r}; allowed: TASK=STEPS, e.g. memorize=1500"
+            )
+        out.append((task.strip(), int(n)))
+    return tuple(out)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m rnnopt.evolve",
@@ -68,6 +81,12 @@ def parser() -> argparse.ArgumentParser:
         help="random hyperparameter settings per genome and task (paper: 20)",
     )
     p.add_argument("--max-steps", type=int, default=2000, help="training steps per evaluation")
+    p.add_argument(
+        "--task-steps",
+        default="",
+        metavar="TASK=N,...",
+        help="training steps for some tasks instead of --max-steps, e.g. memorize=1500",
+    )
     p.add_argument(
         "--eval-batches",
         type=int,
@@ -156,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hidden_size=args.hidden,
         layers=layers,
         max_steps=args.max_steps,
+        task_steps=_task_steps(args.task_steps),
         eval_batches=args.eval_batches,
         batch_size=args.batch_size,
         unroll=args.unroll,

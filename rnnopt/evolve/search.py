@@ -94,6 +94,7 @@ class SearchConfig:
     hidden_size: int = 64
     layers: tuple[int, ...] = (1,)
     max_steps: int = 2000
+    task_steps: tuple[tuple[str, int], ...] = ()  # (task, steps) instead of max_steps
     eval_interval: int | None = None
     eval_batches: int | None = None
     batch_size: int = 20
@@ -122,6 +123,14 @@ class SearchConfig:
                     f"task {t!r} is scored by {task.metric}; the search needs accuracy tasks "
                     "(memorize, arith, xml)"
                 )
+        for t, steps in self.task_steps:
+            if t not in self.tasks:
+                raise ConfigError(
+                    f"--task-steps names {t!r}, which is not in --tasks; allowed: "
+                    f"{', '.join(self.tasks)}"
+                )
+            if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+                raise ConfigError(f"--task-steps {t}={steps!r}: steps must be a positive integer")
         for t, key, _ in self.task_options:
             if t not in self.tasks:
                 raise ConfigError(
@@ -163,6 +172,10 @@ class SearchConfig:
             raise ConfigError(f"reeval_fraction must be in [0, 1], got {self.reeval_fraction!r}")
         if not self.layers or any(n not in (1, 2, 3, 4) for n in self.layers):
             raise ConfigError(f"layers must be a subset of 1-4, got {self.layers!r}")
+
+    def steps_for(self, task: str) -> int:
+        """Training steps of one evaluation on ``task``."""
+        return dict(self.task_steps).get(task, self.max_steps)
 
     def options_for(self, task: str) -> dict[str, Any]:
         """The task options this run sets for ``task``."""
@@ -645,7 +658,8 @@ class Evolution:
         value, reason = 0.0, ""
         try:
             name = register_genome(attrs["genome"])
-            interval = cfg.eval_interval or max(1, cfg.max_steps // 4)
+            max_steps = cfg.steps_for(attrs["task"])
+            interval = cfg.eval_interval or max(1, max_steps // 4)
             tc = TrainConfig(
                 task=attrs["task"],
                 task_options=cfg.options_for(attrs["task"]),
@@ -657,8 +671,8 @@ class Evolution:
                 lr=params["lr"],
                 clip_norm=params["clip_norm"],
                 init_scale=params["init_scale"],
-                max_steps=cfg.max_steps,
-                eval_interval=min(interval, cfg.max_steps),
+                max_steps=max_steps,
+                eval_interval=min(interval, max_steps),
                 eval_batches=cfg.eval_batches,
                 batch_size=cfg.batch_size,
                 unroll=cfg.unroll,

@@ -180,6 +180,10 @@ def test_changed_settings_refuse_to_resume(sqlite_url: str) -> None:
         ["-o", "xml.stream=1"],
         ["--tasks", "memorize", "-o", "xml.stream=true"],
         ["--tasks", "xml", "-o", "xml.nope=3"],
+        ["--task-steps", "memorize"],
+        ["--task-steps", "memorize=-5"],
+        ["--task-steps", "memorize=0"],
+        ["--tasks", "arith", "--task-steps", "memorize=100"],
     ],
 )
 def test_bad_options_are_config_errors(argv: list[str], sqlite_url: str) -> None:
@@ -242,3 +246,15 @@ def test_adam_and_task_options_reach_the_trainer(sqlite_url: str) -> None:
         Evolution(sqlite_url, SearchConfig(tasks=("xml",), run="adam", references=(),
                                            optimizer="sgd", patience=3,
                                            task_options=(("xml", "stream", True),)))
+
+
+def test_task_steps_shorten_one_task(sqlite_url: str) -> None:
+    main([
+        "--tasks", "memorize,arith", "--settings", "1", "--max-steps", "6", "--hidden", "6",
+        "--task-steps", "memorize=2", "--eval-batches", "1", "--batch-size", "3",
+        "--unroll", "10", "--references", "none", "--generations", "0", "--run", "ts",
+        "--storage", sqlite_url,
+    ])  # fmt: skip
+    evals = optuna.load_study(study_name="evolve/ts/evaluations", storage=sqlite_url)
+    steps = {(t.user_attrs["task"], t.user_attrs["steps"]) for t in evals.get_trials()}
+    assert steps == {("memorize", 2), ("arith", 6)}
