@@ -16,12 +16,13 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
+from optuna.trial import FrozenTrial
 
 from rnnopt.errors import StorageError
 
@@ -164,10 +165,16 @@ def check_url(url: str) -> None:
 
 
 def open_storage(
-    url: str, *, heartbeat_interval: int = 60, grace_period: int | None = None, max_retry: int = 3
+    url: str,
+    *,
+    heartbeat_interval: int = 60,
+    grace_period: int | None = None,
+    max_retry: int = 3,
+    on_stale: Callable[[optuna.Study, FrozenTrial], None] | None = None,
 ) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage with heartbeat: a trial whose worker stops beating for
-    ``grace_period`` seconds is failed and re-queued (``RetryHeartbeatStaleTrialCallback``)."""
+    ``grace_period`` seconds is failed and passed to ``on_stale`` (default: re-queued with
+    ``RetryHeartbeatStaleTrialCallback``)."""
     engine_kwargs: dict[str, Any] = {}
     if sqlite_path(url) is not None:
         # Several local workers share one file: wait for the lock instead of failing at once.
@@ -176,7 +183,7 @@ def open_storage(
         engine_kwargs["pool_pre_ping"] = True
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+        retry = on_stale or optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
         # Workers that start together on a fresh database race to create Optuna's schema;
         # the losers see "already exists" errors and succeed on a second try.
         for attempt in range(4):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
+from rnnopt import storage as st
 from rnnopt.errors import StorageError
 from rnnopt.evolve.genome import parse
 from rnnopt.evolve.known import KNOWN_TEXTS, known, paired_score
@@ -29,7 +30,9 @@ def find_runs(storage: str | optuna.storages.BaseStorage) -> list[str]:
     try:
         summaries = optuna.get_all_study_names(storage=storage)
     except Exception as exc:
-        raise StorageError(f"cannot read storage {storage!r}: {type(exc).__name__}: {exc}") from exc
+        where = st.mask_url(storage) if isinstance(storage, str) else "the storage"
+        reason = st._scrub(str(exc), storage) if isinstance(storage, str) else str(exc)
+        raise StorageError(f"cannot read {where}: {type(exc).__name__}: {reason[:300]}") from None
     return sorted(
         n.split("/")[1] for n in summaries if n.startswith("evolve/") and n.endswith("/genomes")
     )
@@ -76,9 +79,14 @@ def _task_cell(x: GenomeScore, task: str) -> str:
 
 def format_report(storage: str, run: str | None = None, top: int = 5) -> str:
     """Text report: a score table (known cells and the best found genomes) and their equations."""
+    storage = st.normalize_url(storage)
+    path = st.sqlite_path(storage)
+    if path is not None and not path.is_file():
+        raise StorageError(f"no SQLite database at {path}")
+    st.check_url(storage)
     runs = [run] if run else find_runs(storage)
     if not runs:
-        raise StorageError(f"no architecture search runs in {storage!r}")
+        raise StorageError(f"no architecture search runs in {st.mask_url(storage)}")
     lines: list[str] = []
     for r in runs:
         tasks, rows = scores(storage, r)

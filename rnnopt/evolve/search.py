@@ -46,11 +46,11 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
+from rnnopt import storage as st
 from rnnopt.errors import ConfigError, StorageError
 from rnnopt.evolve.genome import Genome, parse
 from rnnopt.evolve.known import KNOWN_TEXTS, Results, known, paired_best, paired_score
 from rnnopt.evolve.mutate import mutate
-from rnnopt.storage import study_lock
 
 __all__ = ["GRID", "Evolution", "SearchConfig", "run_worker", "study_names"]
 
@@ -220,22 +220,16 @@ def _retry_steps(study: optuna.Study, trial: FrozenTrial) -> None:
 
 
 def open_storage(url: str, *, heartbeat: int = 30, grace: int | None = None) -> RDBStorage:
-    """An RDBStorage with heartbeats; StorageError for a bad or unreachable URL."""
-    engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        engine_kwargs = {"connect_args": {"timeout": 120}}
-    else:
-        engine_kwargs = {"pool_pre_ping": True}
-    try:
-        return RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat,
-            grace_period=grace if grace is not None else 4 * heartbeat,
-            heartbeat_stale_trial_callback=_retry_steps,
-        )
-    except Exception as exc:
-        raise StorageError(f"cannot open storage {url!r}: {type(exc).__name__}: {exc}") from exc
+    """An RDBStorage with heartbeats whose stale steps are re-queued with their attributes;
+    StorageError (password masked) for a bad or unreachable URL."""
+    url = st.normalize_url(url)
+    st.check_url(url)
+    return st.open_storage(
+        url,
+        heartbeat_interval=heartbeat,
+        grace_period=grace if grace is not None else 4 * heartbeat,
+        on_stale=_retry_steps,
+    )
 
 
 class Evolution:
@@ -429,7 +423,7 @@ class Evolution:
         # Planning reads the steps and creates the next one: two workers doing that at once
         # would both create the same seed or overshoot --generations, so it runs under a lock
         # shared by every process and machine on this storage.
-        with study_lock(self.storage.url, self.genomes.study_name):
+        with st.study_lock(self.storage.url, self.genomes.study_name):
             return self._create_step()
 
     def _create_step(self) -> optuna.Trial | None:

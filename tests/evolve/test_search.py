@@ -193,7 +193,13 @@ def test_bad_options_are_config_errors(argv: list[str], sqlite_url: str) -> None
 
 def test_cli_error_is_one_line_exit_2(sqlite_url: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for argv in (["--tasks", "nope", "--storage", sqlite_url], ["report", "--storage", sqlite_url]):
+    unreachable = "postgresql://rnnopt:s3cret@127.0.0.1:1/nowhere"
+    for argv in (
+        ["--tasks", "nope", "--storage", sqlite_url],
+        ["report", "--storage", sqlite_url],
+        ["--tasks", "memorize", "--storage", unreachable],
+        ["report", "--storage", unreachable],
+    ):
         done = subprocess.run(
             [sys.executable, "-m", "rnnopt.evolve", *argv],
             env=env,
@@ -203,7 +209,15 @@ def test_cli_error_is_one_line_exit_2(sqlite_url: str) -> None:
         )
         assert done.returncode == 2
         assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
-        assert "Traceback" not in done.stderr
+        assert "Traceback" not in done.stderr and "s3cret" not in done.stderr
+    assert not Path(sqlite_url.removeprefix("sqlite:///")).exists(), "a report created a database"
+
+
+def test_a_server_url_without_a_driver_uses_the_installed_one(postgres_url: str) -> None:
+    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    evolution = Evolution(plain, _tiny_memorize(run="plain", generations=0))
+    evolution.close()
+    assert "evolve/plain/genomes" in optuna.get_all_study_names(postgres_url)
 
 
 @pytest.mark.slow
