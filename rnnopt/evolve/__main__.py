@@ -202,8 +202,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         for proc in procs:
             proc.start()
-        for proc in procs:
-            proc.join()
+        try:
+            for proc in procs:
+                proc.join()
+        except KeyboardInterrupt:
+            # Signalled alone (not as a terminal's process group): stop the workers too, or
+            # the interpreter's exit would wait for them. Their trials go stale and are retried.
+            for proc in procs:
+                proc.kill()
+            raise
         bad = [p.exitcode for p in procs if p.exitcode]
         if bad:
             raise ConfigError(f"{len(bad)} worker(s) failed (exit codes {bad}); rerun to resume")

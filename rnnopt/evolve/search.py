@@ -198,9 +198,15 @@ def _setting_rng(*parts: object) -> random.Random:
     return random.Random(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest())
 
 
-def _rounds(steps: list[FrozenTrial], genome: str) -> int:
-    """How many earlier steps evaluated ``genome``: its next step's round."""
-    return len({t.user_attrs.get("step") for t in steps if t.user_attrs.get("genome") == genome})
+def _next_round(steps: list[FrozenTrial], evals: list[FrozenTrial], genome: str, n: int) -> int:
+    """The round of ``genome``'s next step: after every earlier step's round, and one whose
+    ``n`` settings it has not been evaluated on (the GRU also trains beside re-evaluations)."""
+    rounds = [t.user_attrs.get("round", 0) for t in steps if t.user_attrs.get("genome") == genome]
+    have = {t.user_attrs.get("setting") for t in evals if t.user_attrs.get("genome") == genome}
+    r = max(rounds, default=-1) + 1
+    while any(r * n + k in have for k in range(n)):
+        r += 1
+    return r
 
 
 def collect_results(trials: Iterable[FrozenTrial]) -> dict[str, Results]:
@@ -426,6 +432,10 @@ class Evolution:
         with st.study_lock(self.storage.url, self.genomes.study_name):
             return self._create_step()
 
+    def _next_round(self, steps: list[FrozenTrial], genome: str) -> int:
+        evals = self.evals.get_trials(deepcopy=False)
+        return _next_round(steps, evals, genome, self.config.settings)
+
     def _create_step(self) -> optuna.Trial | None:
         steps = self.steps()
         plan = self._plan(steps)
@@ -454,7 +464,7 @@ class Evolution:
                 "reference": name,
                 "parent": "",
                 "mutation": "",
-                "round": _rounds(steps, g.text),
+                "round": self._next_round(steps, g.text),
             }
         gru_done = any(
             t.state == TrialState.COMPLETE
@@ -475,7 +485,7 @@ class Evolution:
             "genome": parent,
             "parent": parent,
             "mutation": "",
-            "round": _rounds(steps, parent),
+            "round": self._next_round(steps, parent),
         }
         if rng.random() < self.config.reeval_fraction:
             return reeval
@@ -502,8 +512,21 @@ class Evolution:
             stages = [[t] for t in self.config.tasks]
         else:
             stages = [list(self.config.tasks)]
+        n = self.config.settings
         for number, tasks in enumerate(stages):
-            self._complete_stage(step, genome, number, tasks, first)
+            slots = {
+                f"{step}/{task}/{k}": (genome, task, first + k) for task in tasks for k in range(n)
+            }
+            if kind == "reeval" and text != self._gru:
+                # The score compares over settings shared with the GRU: train it on these too.
+                gru = self.results().get(self._gru, {})
+                slots |= {
+                    f"{step}/{task}/{k}/gru": (known("gru"), task, first + k)
+                    for task in tasks
+                    for k in range(n)
+                    if first + k not in gru.get(task, {})
+                }
+            self._complete_stage(step, number, slots)
             if kind != "mutant":
                 continue
             task = tasks[0]
@@ -575,28 +598,24 @@ class Evolution:
             time.sleep(self.poll)
 
     def _complete_stage(
-        self, step: int, genome: Genome, stage: int, tasks: list[str], first: int
+        self, step: int, stage: int, slots: dict[str, tuple[Genome, str, int]]
     ) -> None:
-        """Enqueue this stage's missing evaluation slots and work until all are finished."""
+        """Enqueue this stage's missing evaluation slots (slot -> genome, task, setting) and
+        work until all are finished."""
         while True:
             self._fail_stale()
-            slots = {
-                f"{step}/{task}/{k}": (task, k)
-                for task in tasks
-                for k in range(self.config.settings)
-            }
             status: dict[str, set[TrialState]] = defaultdict(set)
             for t in self.evals.get_trials(deepcopy=False):
                 if t.user_attrs.get("slot") in slots:
                     status[t.user_attrs["slot"]].add(t.state)
             pending = False
-            for slot, (task, k) in slots.items():
+            for slot, (genome, task, setting) in slots.items():
                 states = status.get(slot, set())
                 if TrialState.COMPLETE in states:
                     continue
                 pending = True
                 if not states & set(LIVE):
-                    self._enqueue(slot, step, genome, stage, task, first + k)
+                    self._enqueue(slot, step, genome, stage, task, setting)
             if not pending:
                 return
             own = [

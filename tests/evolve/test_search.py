@@ -149,12 +149,38 @@ def test_settings_are_paired_across_genomes_and_new_in_each_round(sqlite_url: st
     # Setting i is one set of hyperparameters and one training seed, whichever genome it trains.
     assert all(len(v) == 1 for v in by_setting.values()), by_setting
     assert max(seen.values()) == 1, "a genome saw the same setting twice"
-    for seed in ("lstm", "gru"):
-        assert {s for g, s in seen if g == known(seed).text} >= {0, 1}
-    # Three re-evaluations of the two seeds: rounds 1, 2, ... use settings 2, 3, 4, ...
-    assert len(seen) == 2 * 2 + 3 * 2 and max(by_setting) >= 3
+    gru = {s for g, s in seen if g == known("gru").text}
+    lstm = {s for g, s in seen if g == known("lstm").text}
+    assert {0, 1} <= gru and {0, 1} <= lstm
+    # Re-evaluations took new settings, and the GRU trained on every one of them too, so each
+    # score compares like with like.
+    assert max(by_setting) >= 3 and lstm <= gru
+    steps = optuna.load_study(study_name="evolve/p/genomes", storage=sqlite_url).get_trials()
+    rounds = collections.Counter((t.user_attrs["genome"], t.user_attrs["round"]) for t in steps)
+    assert max(rounds.values()) == 1 and len(steps) == 2 + 3
     seeds = {json.loads(next(iter(v)))[1] for v in by_setting.values()}
     assert len(seeds) == len(by_setting), "two settings share a training seed"
+
+
+def test_a_reevaluation_trains_the_gru_on_the_same_new_settings(sqlite_url: str) -> None:
+    ev = Evolution(sqlite_url, _tiny_memorize(run="c", generations=0, settings=2), poll=0.05)
+    ev.work(max_idle=60)  # the two seeds, settings 0 and 1
+    lstm, gru = known("lstm").text, known("gru").text
+    ev = Evolution(sqlite_url, _tiny_memorize(run="c", generations=0, settings=2), poll=0.05)
+    trial = ev.genomes.ask()
+    ev._hold(trial._trial_id)
+    plan = {"step": trial.number, "kind": "reeval", "genome": lstm, "parent": lstm,
+            "mutation": "", "round": ev._next_round(ev.steps(), lstm)}  # fmt: skip
+    for key, value in plan.items():
+        trial.set_user_attr(key, value)
+    ev._run_step(trial)
+    results = ev.results()
+    assert plan["round"] == 1
+    assert set(results[lstm]["memorize"]) == set(results[gru]["memorize"]) == {0, 1, 2, 3}
+    # The GRU's own next round skips the settings it trained on beside the LSTM.
+    assert ev._next_round(ev.steps(), gru) == 2
+    assert ev._next_round(ev.steps(), lstm) == 2
+    ev.close()
 
 
 def test_changed_settings_refuse_to_resume(sqlite_url: str) -> None:
@@ -272,3 +298,40 @@ def test_task_steps_shorten_one_task(sqlite_url: str) -> None:
     evals = optuna.load_study(study_name="evolve/ts/evaluations", storage=sqlite_url)
     steps = {(t.user_attrs["task"], t.user_attrs["steps"]) for t in evals.get_trials()}
     assert steps == {("memorize", 2), ("arith", 6)}
+
+
+@pytest.mark.slow
+def test_interrupting_the_command_alone_stops_its_workers(sqlite_url: str) -> None:
+    """SIGINT to the parent only (a scheduler, `kill -INT`): it exits and takes its
+    `--workers` processes with it instead of waiting for them."""
+    cmd = [sys.executable, "-m", "rnnopt.evolve", *TINY, "--storage", sqlite_url,
+           "--run", "i", "--generations", "500", "--workers", "2"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            evals = optuna.load_study(study_name="evolve/i/evaluations", storage=sqlite_url)
+            if evals.get_trials(states=(TrialState.COMPLETE,)):
+                break
+        except KeyError:
+            continue
+    children = subprocess.run(
+        ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+    ).stdout.split()
+    assert len(children) >= 2
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    assert proc.returncode == 130
+    time.sleep(1)
+    assert not any(_alive(pid) for pid in children)
+
+
+def _alive(pid: str) -> bool:
+    """Running, not a zombie waiting for a reaper."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
