@@ -28,6 +28,7 @@ step's coordinator. All state is read back from the database.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -194,6 +195,17 @@ class SearchConfig:
         return json.loads(json.dumps(d))
 
 
+_DEFAULTS: dict[str, Any] = json.loads(
+    json.dumps(
+        {
+            f.name: f.default
+            for f in dataclasses.fields(SearchConfig)
+            if f.default is not dataclasses.MISSING
+        }
+    )
+)
+
+
 def _setting_rng(*parts: object) -> random.Random:
     return random.Random(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest())
 
@@ -292,8 +304,15 @@ class Evolution:
                 study.set_user_attr("rnnopt.metric", "accuracy")
                 study.set_user_attr("rnnopt.direction", "maximize")
             elif stored != ident:
-                old = json.loads(stored)
-                diff = sorted(k for k in old if old[k] != self.config.identity().get(k))
+                old, new = json.loads(stored), self.config.identity()
+                # A run stored before an option existed resumes with that option at its default.
+                diff = sorted(
+                    k
+                    for k in old.keys() | new.keys()
+                    if old.get(k, _DEFAULTS.get(k)) != new.get(k, _DEFAULTS.get(k))
+                )
+                if not diff:
+                    continue
                 raise ConfigError(
                     f"run {self.config.run!r} exists with different settings ({', '.join(diff)}); "
                     "use the same options to resume, or a new --run name"

@@ -191,6 +191,23 @@ def test_changed_settings_refuse_to_resume(sqlite_url: str) -> None:
         Evolution(sqlite_url, other)
 
 
+def test_a_run_from_before_an_option_existed_resumes_at_its_default(sqlite_url: str) -> None:
+    cfg = SearchConfig(tasks=("memorize",), run="old", references=())
+    ev = Evolution(sqlite_url, cfg)
+    ev.close()
+    older = {k: v for k, v in cfg.identity().items() if k != "task_steps"}
+    for study in (ev.genomes, ev.evals):
+        study.set_user_attr("rnnopt.evolve", json.dumps(older, sort_keys=True))
+    Evolution(sqlite_url, cfg).close()
+    with pytest.raises(ConfigError, match="task_steps"):
+        Evolution(sqlite_url, SearchConfig(tasks=("memorize",), run="old", references=(),
+                                           task_steps=(("memorize", 5),)))  # fmt: skip
+    stored = {k: v for k, v in older.items() if k != "settings_scheme"}
+    ev.genomes.set_user_attr("rnnopt.evolve", json.dumps(stored, sort_keys=True))
+    with pytest.raises(ConfigError, match="settings_scheme"):
+        Evolution(sqlite_url, cfg)
+
+
 @pytest.mark.parametrize(
     "argv",
     [
