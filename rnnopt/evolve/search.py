@@ -361,13 +361,10 @@ class Evolution:
     def steps(self) -> list[FrozenTrial]:
         return self.genomes.get_trials(deepcopy=False)
 
-    def results(self, step: int | None = None) -> dict[str, Results]:
-        """genome text -> task -> setting -> accuracy, from the finished evaluations (of one
-        step only, if given)."""
+    def results(self) -> dict[str, Results]:
+        """genome text -> task -> setting -> accuracy, from the finished evaluations."""
         return collect_results(
-            t
-            for t in self.evals.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if step is None or t.user_attrs.get("step") == step
+            self.evals.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         )
 
     def score(self, results: Results, gru: Results) -> float | None:
@@ -499,21 +496,20 @@ class Evolution:
             return None
         rng = random.Random(f"{self.config.seed}/{len(steps)}/{self.worker}/{time.time_ns()}")
         _, parent = rng.choice(pop)
-        reeval = {
+        if rng.random() >= self.config.reeval_fraction:
+            seen = {t.user_attrs.get("genome") for t in steps}
+            for _ in range(50):
+                child, op = mutate(parse(parent), rng)
+                if child.text not in seen:
+                    mutant = {"genome": child.text, "parent": parent, "mutation": op}
+                    return {"kind": "mutant", **mutant}
+        return {
             "kind": "reeval",
             "genome": parent,
             "parent": parent,
             "mutation": "",
             "round": self._next_round(steps, parent),
         }
-        if rng.random() < self.config.reeval_fraction:
-            return reeval
-        seen = {t.user_attrs.get("genome") for t in steps}
-        for _ in range(50):
-            child, op = mutate(parse(parent), rng)
-            if child.text not in seen:
-                return {"kind": "mutant", "genome": child.text, "parent": parent, "mutation": op}
-        return reeval
 
     # -- one step -----------------------------------------------------------------------------
     def _run_step(self, trial: optuna.Trial) -> None:
@@ -550,11 +546,10 @@ class Evolution:
                 continue
             task = tasks[0]
             self._wait_for_gru()
-            pair = paired_best(
-                self.results(step).get(text, {}), self.results().get(self._gru, {}), [task]
-            )
-            mine, gru = pair if pair is not None else ({task: 0.0}, {task: math.inf})
-            mine, gru = mine[task], gru[task]
+            # A mutant is a new genome: all its results are this step's.
+            results = self.results()
+            pair = paired_best(results.get(text, {}), results.get(self._gru, {}), [task])
+            mine, gru = (pair[0][task], pair[1][task]) if pair else (0.0, math.inf)
             if mine < self.config.threshold * gru:
                 logger.info(
                     "step %s: rejected at %s (%.4f < %.2f x GRU %.4f)",
