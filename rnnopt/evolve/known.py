@@ -122,3 +122,19 @@ def paired_score(
     """The paper's score (``relative_score``) over the settings shared with the GRU."""
     pair = paired_best(results, gru, tasks)
     return None if pair is None else relative_score(pair[0], pair[1], tasks)
+
+
+def head_to_head(results: Results, gru: Results, task: str) -> tuple[int, int, float] | None:
+    """Setting by setting against the GRU on ``task``: (settings where the genome's accuracy is
+    at least the GRU's, settings both trained on, the genome's mean accuracy over those settings
+    divided by the GRU's); None without a common setting.
+
+    A best over a few settings can beat the GRU's by luck; this says how often it does.
+    """
+    mine, ref = results.get(task, {}), gru.get(task, {})
+    common = sorted(mine.keys() & ref.keys())
+    if not common:
+        return None
+    won = sum(mine[k] >= ref[k] for k in common)
+    a, g = sum(mine[k] for k in common), sum(ref[k] for k in common)
+    return won, len(common), (1.0 if a == g else a / g if g > 0 else math.inf)

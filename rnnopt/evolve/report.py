@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 from rnnopt import storage as st
 from rnnopt.errors import StorageError
 from rnnopt.evolve.genome import parse
-from rnnopt.evolve.known import KNOWN_TEXTS, known, paired_score
+from rnnopt.evolve.known import KNOWN_TEXTS, head_to_head, known, paired_score
 from rnnopt.evolve.search import collect_results
 
 __all__ = ["GenomeScore", "find_runs", "format_report", "scores"]
@@ -24,6 +24,8 @@ class GenomeScore:
     evaluations: int
     score: float | None  # min over tasks of best / GRU best, over the settings both had
     ratio: dict[str, float]  # task -> best / GRU best over the settings both had
+    # task -> (settings won against the GRU, settings shared, mean accuracy / GRU mean accuracy)
+    per_setting: dict[str, tuple[int, int, float]]
 
 
 def find_runs(storage: str | optuna.storages.BaseStorage) -> list[str]:
@@ -65,7 +67,8 @@ def scores(
         count = sum(len(accs) for accs in mine.values())
         ratio = {t: r for t in tasks if (r := paired_score(mine, gru, [t])) is not None}
         score = paired_score(mine, gru, tasks)
-        out.append(GenomeScore(g, labels.get(g, "found"), best, count, score, ratio))
+        h2h = {t: v for t in tasks if (v := head_to_head(mine, gru, t)) is not None}
+        out.append(GenomeScore(g, labels.get(g, "found"), best, count, score, ratio, h2h))
     out.sort(key=lambda r: (r.score is None, -(r.score or 0.0), r.genome))
     return tasks, out
 
@@ -75,6 +78,31 @@ def _task_cell(x: GenomeScore, task: str) -> str:
         return "-"
     ratio = f" ({x.ratio[task]:.3f})" if task in x.ratio else ""
     return f"{x.best[task]:.4f}{ratio}"
+
+
+def _per_setting_table(shown: list[GenomeScore], names: list[str], tasks: list[str]) -> list[str]:
+    """Each cell against the GRU setting by setting: settings won of those shared, and the
+    mean accuracy over them relative to the GRU's."""
+    lines = [
+        "| cell vs GRU per setting | " + " | ".join(tasks) + " |",
+        "|" + "---|" * (1 + len(tasks)),
+    ]
+    for x, name in zip(shown, names, strict=True):
+        if x.label == "gru":
+            continue
+        cells = [
+            f"{x.per_setting[t][0]}/{x.per_setting[t][1]} won, mean {x.per_setting[t][2]:.3f}"
+            if t in x.per_setting
+            else "-"
+            for t in tasks
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        "won = settings (hyperparameters and training seed) where the cell's accuracy is at "
+        "least the GRU's; mean = the cell's mean accuracy over the shared settings / the GRU's"
+    )
+    return lines
 
 
 def format_report(storage: str, run: str | None = None, top: int = 5) -> str:
@@ -98,11 +126,11 @@ def format_report(storage: str, run: str | None = None, top: int = 5) -> str:
         header = ["cell", "score", *tasks, "evals"]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
-        ids = {}
-        for x in shown:
-            name = x.label if x.label != "found" else f"found-{len(ids) + 1}"
-            if x.label == "found":
-                ids[x.genome] = name
+        ids = {
+            x.genome: f"found-{i + 1}" for i, x in enumerate(y for y in shown if y.label == "found")
+        }
+        names = [ids.get(x.genome, x.label) for x in shown]
+        for x, name in zip(shown, names, strict=True):
             cells = [
                 name,
                 f"{x.score:.3f}" if x.score is not None else "-",
@@ -116,6 +144,8 @@ def format_report(storage: str, run: str | None = None, top: int = 5) -> str:
             "settings the cell and the GRU shared (the ratio in brackets); the accuracy is the "
             "best over all the cell's settings"
         )
+        lines.append("")
+        lines.extend(_per_setting_table(shown, names, tasks))
         for g, name in ids.items():
             lines.append("")
             lines.append(f"## {name}")
