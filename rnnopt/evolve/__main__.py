@@ -1,8 +1,10 @@
-"""``python -m rnnopt.evolve``: run (or resume, or join) an architecture search; ``report``."""
+"""``python -m rnnopt.evolve``: run (or resume, or join) an architecture search; ``report``;
+``confirm`` (more settings for the best genomes)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -11,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from rnnopt._cli import run_cli, setup_logging
-from rnnopt.errors import ConfigError
-from rnnopt.evolve.search import Evolution, SearchConfig, run_worker
+from rnnopt.errors import ConfigError, StorageError
+from rnnopt.evolve.search import Confirm, Evolution, SearchConfig, run_worker
 from rnnopt.tasks import parse_option
 
 logger = logging.getLogger("rnnopt.evolve")
@@ -54,7 +56,8 @@ def parser() -> argparse.ArgumentParser:
         description="Evolve recurrent cells (Jozefowicz et al. 2015) with every genome and "
         "evaluation stored in Optuna storage. Rerun the same command to resume; run it on more "
         "machines with the same --storage and --run to cooperate. "
-        "'python -m rnnopt.evolve report' prints the best genomes.",
+        "'python -m rnnopt.evolve report' prints the best genomes; "
+        "'python -m rnnopt.evolve confirm' re-evaluates them on more settings.",
     )
     p.add_argument(
         "--tasks",
@@ -145,6 +148,120 @@ def report_parser() -> argparse.ArgumentParser:
     return p
 
 
+def confirm_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m rnnopt.evolve confirm",
+        description="Re-evaluate the best genomes of a search run (and any cells named) on new "
+        "settings, the GRU on the same ones, until each has --rounds confirmation rounds. The "
+        "run's own options apply; rerun the same command to resume.",
+    )
+    p.add_argument("--storage", default=os.environ.get("RNNOPT_STORAGE", DEFAULT_STORAGE))
+    p.add_argument("--run", default="default", help="the search run")
+    p.add_argument("--top", type=int, default=3, help="best found genomes to confirm (0: none)")
+    p.add_argument(
+        "--cell",
+        action="append",
+        default=[],
+        help="also confirm this known cell (lstm, mut1, mut2, mut3) or genome text (repeatable)",
+    )
+    p.add_argument("--rounds", type=int, default=2, help="confirmation rounds per genome")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--heartbeat", type=int, default=30)
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def _check_workers(args: argparse.Namespace) -> None:
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
+    if args.heartbeat < 1:
+        raise ConfigError(f"--heartbeat must be a positive integer, got {args.heartbeat}")
+
+
+def _targets(storage: str, run: str, top: int, cells: list[str]) -> tuple[str, ...]:
+    """Genome texts to confirm: the ``top`` best found members, then ``cells`` (names or text)."""
+    from rnnopt.evolve.genome import parse
+    from rnnopt.evolve.known import KNOWN_TEXTS, known
+    from rnnopt.evolve.report import scores
+
+    if top < 0:
+        raise ConfigError(f"--top must be 0 or more, got {top}")
+    _, rows = scores(storage, run)
+    out = [x.genome for x in rows if x.label == "found" and x.score is not None][:top]
+    for c in cells:
+        g = known(c).text if c in KNOWN_TEXTS else parse(c).text
+        if g not in out:
+            out.append(g)
+    return tuple(out)
+
+
+def confirm(argv: list[str]) -> int:
+    from rnnopt import storage as st
+    from rnnopt.evolve.report import find_runs
+
+    args = confirm_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    _check_workers(args)
+    url = st.normalize_url(args.storage)
+    path = st.sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise StorageError(f"no SQLite database at {path}")
+    st.check_url(url)
+    if args.run not in find_runs(url):
+        raise StorageError(f"no search run {args.run!r} in this storage; runs: {find_runs(url)}")
+    import optuna
+
+    stored = optuna.load_study(study_name=f"evolve/{args.run}/genomes", storage=url).user_attrs
+    config = SearchConfig.from_identity(
+        json.loads(stored["rnnopt.evolve"]), run=args.run, device=args.device
+    )
+    plan = Confirm(_targets(url, args.run, args.top, args.cell), args.rounds)
+    for g in plan.genomes:
+        logger.info("confirming %s", g)
+    _work(url, config, args, plan)
+    logger.info(
+        "confirmation of %d genome(s) finished; see: python -m rnnopt.evolve report "
+        "--storage %s --run %s",
+        len(plan.genomes),
+        args.storage,
+        args.run,
+    )
+    return 0
+
+
+def _work(url: str, config: SearchConfig, args: argparse.Namespace, plan: Confirm | None) -> None:
+    """Run ``args.workers`` workers of the run here until it has nothing left to do."""
+    # Opening here checks the storage and the run's settings once, before any worker starts.
+    first = Evolution(url, config, heartbeat=args.heartbeat, worker=0, confirm=plan)
+    if args.workers == 1:
+        first.work()
+        return
+    first.close()
+    ctx = mp.get_context("spawn")
+    procs = [
+        ctx.Process(
+            target=run_worker,
+            args=(url, config, args.heartbeat, None, i, args.verbose, args.workers, plan),
+        )
+        for i in range(args.workers)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        for proc in procs:
+            proc.join()
+    except KeyboardInterrupt:
+        # Signalled alone (not as a terminal's process group): stop the workers too, or
+        # the interpreter's exit would wait for them. Their trials go stale and are retried.
+        for proc in procs:
+            proc.kill()
+        raise
+    bad = [p.exitcode for p in procs if p.exitcode]
+    if bad:
+        raise ConfigError(f"{len(bad)} worker(s) failed (exit codes {bad}); rerun to resume")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["report"]:
@@ -153,12 +270,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = report_parser().parse_args(argv[1:])
         print(format_report(args.storage, args.run, top=args.top))
         return 0
+    if argv[:1] == ["confirm"]:
+        return confirm(argv[1:])
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
-    if args.heartbeat < 1:
-        raise ConfigError(f"--heartbeat must be a positive integer, got {args.heartbeat}")
+    _check_workers(args)
     try:
         layers = tuple(int(v) for v in _csv(args.layers))
     except ValueError:
@@ -186,34 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         patience=args.patience,
         task_options=tuple(_task_option(o) for o in args.task_option),
     )
-    # Opening here checks the storage and the run's settings once, before any worker starts.
-    first = Evolution(args.storage, config, heartbeat=args.heartbeat, worker=0)
-    if args.workers == 1:
-        first.work()
-    else:
-        first.close()
-        ctx = mp.get_context("spawn")
-        procs = [
-            ctx.Process(
-                target=run_worker,
-                args=(args.storage, config, args.heartbeat, None, i, args.verbose, args.workers),
-            )
-            for i in range(args.workers)
-        ]
-        for proc in procs:
-            proc.start()
-        try:
-            for proc in procs:
-                proc.join()
-        except KeyboardInterrupt:
-            # Signalled alone (not as a terminal's process group): stop the workers too, or
-            # the interpreter's exit would wait for them. Their trials go stale and are retried.
-            for proc in procs:
-                proc.kill()
-            raise
-        bad = [p.exitcode for p in procs if p.exitcode]
-        if bad:
-            raise ConfigError(f"{len(bad)} worker(s) failed (exit codes {bad}); rerun to resume")
+    _work(args.storage, config, args, None)
     logger.info(
         "search %r finished; see: python -m rnnopt.evolve report --storage %s",
         config.run,

@@ -3,7 +3,8 @@
 Layout (``<run>`` from ``--run``):
 
 - ``evolve/<run>/genomes``: one trial per search *step*. User attributes ``step`` (the step id,
-  kept by retries), ``kind`` (``seed``, ``reference``, ``mutant`` or ``reeval``), ``genome``
+  kept by retries), ``kind`` (``seed``, ``reference``, ``mutant``, ``reeval`` or ``confirm``),
+  ``genome``
   (canonical text), ``cell`` (registered name), ``parent``, ``mutation``, ``equations``; when done
   ``status`` (``member``, ``rejected``, ``duplicate``, ``evaluated``), ``rejected_at`` and the
   value = the genome's score, min over tasks of (best accuracy / GRU's best accuracy).
@@ -53,7 +54,7 @@ from rnnopt.evolve.genome import Genome, parse
 from rnnopt.evolve.known import KNOWN_TEXTS, Results, known, paired_best, paired_score
 from rnnopt.evolve.mutate import mutate
 
-__all__ = ["GRID", "Evolution", "SearchConfig", "run_worker", "study_names"]
+__all__ = ["GRID", "Confirm", "Evolution", "SearchConfig", "run_worker", "study_names"]
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +187,18 @@ class SearchConfig:
         """The hyperparameter grids settings are drawn from."""
         return GRID if self.optimizer == "sgd" else {**GRID, "lr": ADAM_LR}
 
+    @classmethod
+    def from_identity(cls, stored: dict[str, Any], **overrides: Any) -> SearchConfig:
+        """The config a run was stored with (``identity()``), e.g. to confirm its genomes."""
+        d = {k: v for k, v in stored.items() if k in {f.name for f in dataclasses.fields(cls)}}
+        for k in ("tasks", "layers", "references"):
+            if k in d:
+                d[k] = tuple(d[k])
+        for k in ("task_steps", "task_options"):
+            if k in d:
+                d[k] = tuple(tuple(v) for v in d[k])
+        return cls(**{**d, **overrides})
+
     def identity(self) -> dict[str, Any]:
         """The settings a resumed or cooperating worker must share (everything but budget)."""
         d = asdict(self)
@@ -250,6 +263,23 @@ def open_storage(url: str, *, heartbeat: int = 30, grace: int | None = None) -> 
     )
 
 
+@dataclass(frozen=True)
+class Confirm:
+    """Confirmation rounds instead of search steps: each genome in ``genomes`` is re-evaluated
+    on new settings (the GRU beside it) until it has ``rounds`` confirmation steps."""
+
+    genomes: tuple[str, ...]
+    rounds: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
+            raise ConfigError(f"--rounds must be a positive integer, got {self.rounds!r}")
+        if not self.genomes:
+            raise ConfigError("nothing to confirm: name genomes or cells, or use --top")
+        if known("gru").text in self.genomes:
+            raise ConfigError("the GRU is the yardstick; it trains beside every confirmed genome")
+
+
 class Evolution:
     """One worker of a search run. Several (processes, machines) may share a storage URL."""
 
@@ -262,8 +292,10 @@ class Evolution:
         grace: int | None = None,
         poll: float = 1.0,
         worker: int = 0,
+        confirm: Confirm | None = None,
     ) -> None:
         self.config = config
+        self.confirm = confirm
         self.storage = (
             open_storage(storage, heartbeat=heartbeat, grace=grace)
             if isinstance(storage, str)
@@ -419,6 +451,8 @@ class Evolution:
             return False
         if self.evals.get_trials(deepcopy=False, states=LIVE):
             return False
+        if self.confirm is not None:
+            return self._plan_confirm(steps) is None
         return self._budget_left(steps) <= 0 and self._seeds_to_create(steps) == []
 
     def _budget_left(self, steps: list[FrozenTrial]) -> int:
@@ -469,7 +503,29 @@ class Evolution:
         )
         return trial
 
+    def _plan_confirm(self, steps: list[FrozenTrial]) -> dict[str, Any] | None:
+        """The next confirmation step: the target with the fewest, while one has too few."""
+        assert self.confirm is not None
+        have = {g: 0 for g in self.confirm.genomes}
+        for t in steps:
+            g = t.user_attrs.get("genome")
+            # A crashed step is failed and re-queued as a copy: count the copy only.
+            if g in have and t.user_attrs.get("kind") == "confirm" and t.state != TrialState.FAIL:
+                have[g] += 1
+        g = min(self.confirm.genomes, key=lambda x: have[x])
+        if have[g] >= self.confirm.rounds:
+            return None
+        return {
+            "kind": "confirm",
+            "genome": g,
+            "parent": g,
+            "mutation": "",
+            "round": self._next_round(steps, g),
+        }
+
     def _plan(self, steps: list[FrozenTrial]) -> dict[str, Any] | None:
+        if self.confirm is not None:
+            return self._plan_confirm(steps)
         seeds = self._seeds_to_create(steps)
         if seeds:
             kind, name = seeds[0]
@@ -532,11 +588,12 @@ class Evolution:
             slots = {
                 f"{step}/{task}/{k}": (genome, task, first + k) for task in tasks for k in range(n)
             }
-            if kind == "reeval" and text != self._gru:
+            if kind in ("reeval", "confirm") and text != self._gru:
                 # The score compares over settings shared with the GRU: train it on these too.
+                # The slot is named by setting, so two steps on one new setting share it.
                 gru = self.results().get(self._gru, {})
                 slots |= {
-                    f"{step}/{task}/{k}/gru": (known("gru"), task, first + k)
+                    f"gru/{task}/{first + k}": (known("gru"), task, first + k)
                     for task in tasks
                     for k in range(n)
                     if first + k not in gru.get(task, {})
@@ -622,16 +679,23 @@ class Evolution:
             for t in self.evals.get_trials(deepcopy=False):
                 if t.user_attrs.get("slot") in slots:
                     status[t.user_attrs["slot"]].add(t.state)
-            pending = False
-            for slot, (genome, task, setting) in slots.items():
-                states = status.get(slot, set())
-                if TrialState.COMPLETE in states:
-                    continue
-                pending = True
-                if not states & set(LIVE):
-                    self._enqueue(slot, step, genome, stage, task, setting)
-            if not pending:
+            todo = [s for s in slots if TrialState.COMPLETE not in status.get(s, set())]
+            if not todo:
                 return
+            if any(not status.get(s, set()) & set(LIVE) for s in todo):
+                # Another step may share a slot (the GRU's on a new setting): enqueue under the
+                # lock, after looking again, so that it is queued once.
+                with st.study_lock(self.storage.url, self.evals.study_name):
+                    live = {
+                        t.user_attrs.get("slot")
+                        for t in self.evals.get_trials(
+                            deepcopy=False, states=(*LIVE, TrialState.COMPLETE)
+                        )
+                    }
+                    for slot in todo:
+                        if slot not in live:
+                            genome, task, setting = slots[slot]
+                            self._enqueue(slot, step, genome, stage, task, setting)
             own = [
                 t
                 for t in self.evals.get_trials(deepcopy=False, states=(TrialState.WAITING,))
@@ -747,6 +811,7 @@ def run_worker(
     index: int,
     verbose: bool,
     workers: int = 1,
+    confirm: Confirm | None = None,
 ) -> None:
     """Entry point of one local worker process (importable, as ``spawn`` needs)."""
     import torch
@@ -759,4 +824,4 @@ def run_worker(
     torch.set_num_threads(max(1, cpus() // workers))
 
     setup_logging(verbose)
-    Evolution(url, config, heartbeat=heartbeat, grace=grace, worker=index).work()
+    Evolution(url, config, heartbeat=heartbeat, grace=grace, worker=index, confirm=confirm).work()

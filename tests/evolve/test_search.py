@@ -20,7 +20,7 @@ from rnnopt.errors import ConfigError
 from rnnopt.evolve.__main__ import main
 from rnnopt.evolve.known import known
 from rnnopt.evolve.report import format_report
-from rnnopt.evolve.search import Evolution, SearchConfig
+from rnnopt.evolve.search import Confirm, Evolution, SearchConfig
 
 REPO = Path(__file__).resolve().parents[2]
 # fmt: off
@@ -352,3 +352,80 @@ def _alive(pid: str) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_confirm_adds_rounds_on_new_settings_with_the_gru_beside(sqlite_url: str) -> None:
+    """Confirmation steps re-evaluate a genome on settings it never had, train the GRU on the
+    same ones, do not use the search's budget, and a rerun does not repeat them."""
+    cfg = _tiny_memorize(run="cf", generations=1, settings=2)
+    Evolution(sqlite_url, cfg, poll=0.05).work(max_idle=60)
+    lstm, gru = known("lstm").text, known("gru").text
+    before = Evolution(sqlite_url, cfg).results()
+    plan = Confirm((lstm,), rounds=2)
+    Evolution(sqlite_url, cfg, poll=0.05, confirm=plan).work(max_idle=60)
+    ev = Evolution(sqlite_url, cfg, poll=0.05, confirm=plan)
+    steps = ev.steps()
+    confirms = [t for t in steps if t.user_attrs.get("kind") == "confirm"]
+    assert len(confirms) == 2 and {t.user_attrs["genome"] for t in confirms} == {lstm}
+    assert all(t.state == TrialState.COMPLETE for t in confirms)
+    assert {t.user_attrs["status"] for t in confirms} == {"evaluated"}
+    results = ev.results()
+    new = set(results[lstm]["memorize"]) - set(before[lstm]["memorize"])
+    assert len(new) == 4 and not new & set(before[gru]["memorize"])
+    assert new <= set(results[gru]["memorize"])
+    assert ev._budget_left(steps) == 0  # the search's own generation was not consumed twice
+    ev.work(max_idle=60)  # the same command again: nothing left to do
+    assert len(ev.steps()) == len(steps)
+    n = len(ev.evals.get_trials())
+    Evolution(sqlite_url, cfg, poll=0.05).work(max_idle=60)  # the search resumed: also done
+    assert len(ev.evals.get_trials()) == n
+
+
+@pytest.mark.slow
+def test_confirm_command_shares_the_grus_new_settings(postgres_url: str) -> None:
+    """`confirm` with two workers on two genomes that both need the GRU on a new setting: the
+    GRU trains once per setting, and the report counts the new settings."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    base = [sys.executable, "-m", "rnnopt.evolve"]
+    search = [*TINY, "--references", "mut1", "--storage", postgres_url, "--run", "t",
+              "--generations", "0"]  # fmt: skip
+    done = subprocess.run([*base, *search], env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-2000:]
+    confirm = ["confirm", "--storage", postgres_url, "--run", "t", "--top", "0",
+               "--cell", "lstm", "--cell", "mut1", "--rounds", "1", "--workers", "2",
+               "--heartbeat", "1"]  # fmt: skip
+    done = subprocess.run([*base, *confirm], env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-2000:]
+    evals = _complete_evals(postgres_url)
+    per_setting = collections.Counter(
+        (t.user_attrs["genome"], t.user_attrs["task"], t.user_attrs["setting"]) for t in evals
+    )
+    assert max(per_setting.values()) == 1, "a genome trained twice on one setting"
+    gru = {(task, s) for g, task, s in per_setting if g == known("gru").text}
+    for name in ("lstm", "mut1"):
+        mine = {(task, s) for g, task, s in per_setting if g == known(name).text}
+        assert mine == {("memorize", 0), ("arith", 0), ("memorize", 1), ("arith", 1)}
+        assert mine <= gru
+    text = format_report(postgres_url, "t")
+    row = next(line for line in text.splitlines() if line.startswith("| lstm | ") and "won" in line)
+    assert row.count("/2 won") == 2  # memorize and arith, each over settings 0 and 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--run", "nope"], "no search run 'nope'"),
+        (["--run", "t", "--cell", "gru"], "the GRU is the yardstick"),
+        (["--run", "t", "--rounds", "0"], "--rounds must be a positive integer, got 0"),
+        (["--run", "t", "--cell", "h'=(frob h)"], "frob"),
+    ],
+)
+def test_confirm_refuses_bad_input_in_one_line(
+    extra: list[str], message: str, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Evolution(sqlite_url, _tiny_memorize(run="t", generations=0)).close()
+    from rnnopt._cli import run_cli
+
+    assert run_cli(main, ["confirm", "--storage", sqlite_url, *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err and len(err.splitlines()) == 1, err
