@@ -104,6 +104,12 @@ def parser() -> argparse.ArgumentParser:
         default="mut1,mut2,mut3",
         help="known cells evaluated beside the seeds for the report ('none': skip)",
     )
+    p.add_argument(
+        "--parents",
+        default="all",
+        help="members a step draws its parent from: all (the paper's) or passing (score at "
+        "least the filters' 0.9; not part of the run's identity)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument(
@@ -300,6 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         device=args.device,
         optimizer=args.optimizer,
         patience=args.patience,
+        parents=args.parents,
         task_options=tuple(_task_option(o) for o in args.task_option),
     )
     _work(args.storage, config, args, None)

@@ -75,6 +75,7 @@ GRID: dict[str, tuple[Any, ...]] = {
 # only the learning-rate grid changes.
 ADAM_LR = (0.001, 0.002, 0.003, 0.005, 0.01)
 OPTIMIZERS = ("sgd", "adam")
+PARENTS = ("all", "passing")
 SEEDS = ("lstm", "gru")
 LIVE = (TrialState.WAITING, TrialState.RUNNING)
 
@@ -109,6 +110,9 @@ class SearchConfig:
     optimizer: str = "sgd"
     patience: int = 1
     task_options: tuple[tuple[str, str, Any], ...] = ()  # (task, option, value)
+    # Parents drawn from every member (the paper's), or only from members whose score passes
+    # the filters' threshold: a tiny population is half LSTM, whose children cannot pass.
+    parents: str = "all"
     data_dir: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -139,6 +143,8 @@ class SearchConfig:
                     f"task option {t}.{key} names a task not in --tasks; allowed: "
                     f"{', '.join(self.tasks)}"
                 )
+        if self.parents not in PARENTS:
+            raise ConfigError(f"unknown --parents {self.parents!r}; allowed: {', '.join(PARENTS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(
                 f"unknown optimizer {self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}"
@@ -200,9 +206,10 @@ class SearchConfig:
         return cls(**{**d, **overrides})
 
     def identity(self) -> dict[str, Any]:
-        """The settings a resumed or cooperating worker must share (everything but budget)."""
+        """The settings a resumed or cooperating worker must share: all that makes evaluations
+        comparable (not the budget, the device or how parents are drawn)."""
         d = asdict(self)
-        for k in ("generations", "data_dir", "device"):
+        for k in ("generations", "data_dir", "device", "parents"):
             d.pop(k)
         d["settings_scheme"] = "paired"  # runs from before paired settings cannot be resumed
         return json.loads(json.dumps(d))
@@ -548,6 +555,8 @@ class Evolution:
         if not gru_done or self._budget_left(steps) <= 0:
             return None
         pop = self.population()
+        if self.config.parents == "passing":
+            pop = [p for p in pop if p[0] >= self.config.threshold] or pop
         if not pop:
             return None
         rng = random.Random(f"{self.config.seed}/{len(steps)}/{self.worker}/{time.time_ns()}")

@@ -429,3 +429,29 @@ def test_confirm_refuses_bad_input_in_one_line(
     assert run_cli(main, ["confirm", "--storage", sqlite_url, *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "Traceback" not in err and len(err.splitlines()) == 1, err
+
+
+def test_passing_parents_skip_members_below_the_threshold(sqlite_url: str) -> None:
+    """--parents passing draws parents only from members at 0.9 of the GRU or better; the
+    paper's 'all' draws the LSTM too. The option is not part of the run's identity."""
+    lstm, gru = known("lstm").text, known("gru").text
+    ev = Evolution(sqlite_url, _tiny_memorize(run="pp", generations=100))
+    for i, (g, acc) in enumerate(((lstm, 0.5), (gru, 0.9))):
+        attrs = {"step": i, "kind": "seed", "genome": g, "status": "member", "round": 0}
+        ev.genomes.add_trial(optuna.trial.create_trial(value=0.0, user_attrs=attrs))
+        slot = {"genome": g, "task": "memorize", "setting": 0}
+        ev.evals.add_trial(optuna.trial.create_trial(value=acc, user_attrs=slot))
+    ev.close()
+
+    def parents(mode: str) -> collections.Counter[str]:
+        cfg = _tiny_memorize(run="pp", generations=100, parents=mode)
+        e = Evolution(sqlite_url, cfg)  # resumes: parents is not part of the identity
+        steps = e.steps()
+        drawn = collections.Counter(e._plan(steps)["parent"] for _ in range(60))
+        e.close()
+        return drawn
+
+    assert set(parents("passing")) == {gru}
+    assert set(parents("all")) == {lstm, gru}
+    with pytest.raises(ConfigError, match="unknown --parents 'best'"):
+        _tiny_memorize(parents="best")
