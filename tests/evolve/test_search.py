@@ -88,13 +88,23 @@ def test_search_resumes_after_sigkill(sqlite_url: str, tmp_path: Path) -> None:
     kinds = collections.Counter(t.user_attrs["kind"] for t in steps)
     assert kinds["seed"] == 2 and kinds["mutant"] + kinds["reeval"] == 2
     assert len({t.user_attrs["step"] for t in steps}) == len(steps)
-    # Each step evaluated exactly the slots its stages needed.
+    # Each step evaluated exactly the slots its stages needed (a re-evaluation may also have
+    # trained the GRU on its new settings, in slots of their own).
     for t in steps:
-        mine = [e for e in evals if e.user_attrs["step"] == t.user_attrs["step"]]
+        mine = [
+            e
+            for e in evals
+            if e.user_attrs["step"] == t.user_attrs["step"]
+            and e.user_attrs["genome"] == t.user_attrs["genome"]
+        ]
         if t.user_attrs["status"] == "rejected":
             assert {e.user_attrs["task"] for e in mine} <= {"memorize", "arith"}
         else:
             assert len(mine) == 2 * 1
+    results = collections.defaultdict(set)
+    for e in evals:
+        results[e.user_attrs["genome"]].add((e.user_attrs["task"], e.user_attrs["setting"]))
+    assert all(r <= results[known("gru").text] for r in results.values())
     for e in evals:
         assert set(e.params) == {"lr", "clip_norm", "init_scale", "layers"}
         assert 0.0 <= e.value <= 1.0
