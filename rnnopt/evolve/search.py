@@ -452,9 +452,16 @@ class Evolution:
         finally:
             self.close()
 
+    def _mine(self, steps: list[FrozenTrial]) -> list[FrozenTrial]:
+        """The steps this worker runs: all, or only confirmation steps when confirming (a
+        search's steps left by a crash wait for the search command)."""
+        if self.confirm is None:
+            return steps
+        return [t for t in steps if t.user_attrs.get("kind") == "confirm"]
+
     def _finished(self) -> bool:
         steps = self.steps()
-        if any(t.state in LIVE for t in steps):
+        if any(t.state in LIVE for t in self._mine(steps)):
             return False
         if self.evals.get_trials(deepcopy=False, states=LIVE):
             return False
@@ -476,7 +483,7 @@ class Evolution:
     def _claim_step(self) -> optuna.Trial | None:
         steps = self.steps()
         waiting = sorted(
-            (t for t in steps if t.state == TrialState.WAITING),
+            (t for t in self._mine(steps) if t.state == TrialState.WAITING),
             key=lambda t: (t.user_attrs.get("kind") not in ("seed", "reference"), t.number),
         )
         trial = self._pop(self.genomes, self._genome_study_id, waiting)
@@ -498,7 +505,11 @@ class Evolution:
         plan = self._plan(steps)
         if plan is None:
             return None
-        trial = self.genomes.ask()
+        if self.confirm is None:
+            trial = self.genomes.ask()
+        else:  # not ask(): it would hand over a search step a crash left queued
+            tid = self.storage.create_new_trial(self._genome_study_id)
+            trial = optuna.Trial(self.genomes, tid)
         self._hold(trial._trial_id)
         if "step" in trial.user_attrs:  # ask() handed us a re-queued step: do that instead
             return trial
