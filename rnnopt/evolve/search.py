@@ -4,13 +4,14 @@ Layout (``<run>`` from ``--run``):
 
 - ``evolve/<run>/genomes``: one trial per search *step*. User attributes ``step`` (the step id,
   kept by retries), ``kind`` (``seed``, ``reference``, ``mutant``, ``reeval`` or ``confirm``),
-  ``genome``
-  (canonical text), ``cell`` (registered name), ``parent``, ``mutation``, ``equations``; when done
-  ``status`` (``member``, ``rejected``, ``duplicate``, ``evaluated``), ``rejected_at`` and the
-  value = the genome's score, min over tasks of (best accuracy / GRU's best accuracy).
+  ``genome`` (canonical text), ``cell`` (registered name), ``parent``, ``mutation``,
+  ``equations``, ``round``; when done ``status`` (``member``, ``rejected``, ``duplicate``,
+  ``evaluated``), ``rejected_at`` and the value = the genome's score, min over tasks of (best
+  accuracy / GRU's best accuracy).
 - ``evolve/<run>/evaluations``: one trial per (genome, task, hyperparameter setting), value =
   best validation accuracy; parameters ``lr``, ``clip_norm``, ``init_scale``, ``layers``; user
-  attributes ``slot`` (``<step>/<task>/<k>``, unique per evaluation), ``setting``, ``genome``,
+  attributes ``slot`` (``<step>/<task>/<k>``, or ``gru/<task>/<setting>`` for the GRU beside
+  a re-evaluation; unique per evaluation), ``setting``, ``genome``,
   ``cell``, ``task``, ``stage``, ``step``, ``train_seed``, ``stop_reason``, ``n_params``.
 
 Settings are paired: setting number ``i`` of a task (its hyperparameters and training seed) is
