@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rnnopt._cli import run_cli, setup_logging
-from rnnopt.errors import ConfigError, StorageError
+from rnnopt.errors import ConfigError
 from rnnopt.evolve.search import Confirm, Evolution, SearchConfig, run_worker
 from rnnopt.tasks import parse_option
 
@@ -203,22 +203,13 @@ def _targets(storage: str, run: str, top: int, cells: list[str]) -> tuple[str, .
 
 
 def confirm(argv: list[str]) -> int:
-    from rnnopt import storage as st
-    from rnnopt.evolve.report import find_runs
+    from rnnopt.evolve.report import existing_storage, load_run
 
     args = confirm_parser().parse_args(argv)
     setup_logging(args.verbose)
     _check_workers(args)
-    url = st.normalize_url(args.storage)
-    path = st.sqlite_path(url)
-    if path is not None and not path.is_file():
-        raise StorageError(f"no SQLite database at {path}")
-    st.check_url(url)
-    if args.run not in find_runs(url):
-        raise StorageError(f"no search run {args.run!r} in this storage; runs: {find_runs(url)}")
-    import optuna
-
-    stored = optuna.load_study(study_name=f"evolve/{args.run}/genomes", storage=url).user_attrs
+    url = existing_storage(args.storage)
+    stored = load_run(url, args.run)[0].user_attrs
     config = SearchConfig.from_identity(
         json.loads(stored["rnnopt.evolve"]), run=args.run, device=args.device
     )

@@ -13,7 +13,7 @@ from rnnopt.evolve.genome import parse
 from rnnopt.evolve.known import KNOWN_TEXTS, head_to_head, known, paired_score
 from rnnopt.evolve.search import collect_results
 
-__all__ = ["GenomeScore", "find_runs", "format_report", "scores"]
+__all__ = ["GenomeScore", "existing_storage", "find_runs", "format_report", "load_run", "scores"]
 
 
 @dataclass
@@ -40,10 +40,20 @@ def find_runs(storage: str | optuna.storages.BaseStorage) -> list[str]:
     )
 
 
-def scores(
+def existing_storage(storage: str) -> str:
+    """The normalised URL of a storage that must exist already (reading never creates one)."""
+    storage = st.normalize_url(storage)
+    path = st.sqlite_path(storage)
+    if path is not None and not path.is_file():
+        raise StorageError(f"no SQLite database at {path}")
+    st.check_url(storage)
+    return storage
+
+
+def load_run(
     storage: str | optuna.storages.BaseStorage, run: str
-) -> tuple[list[str], list[GenomeScore]]:
-    """(tasks, one GenomeScore per evaluated genome), best score first; from the database only."""
+) -> tuple[optuna.Study, optuna.Study]:
+    """(genomes study, evaluations study) of an existing search run."""
     try:
         steps = optuna.load_study(study_name=f"evolve/{run}/genomes", storage=storage)
         evals = optuna.load_study(study_name=f"evolve/{run}/evaluations", storage=storage)
@@ -51,6 +61,14 @@ def scores(
         raise StorageError(
             f"no search run {run!r} in this storage; runs: {find_runs(storage)}"
         ) from None
+    return steps, evals
+
+
+def scores(
+    storage: str | optuna.storages.BaseStorage, run: str
+) -> tuple[list[str], list[GenomeScore]]:
+    """(tasks, one GenomeScore per evaluated genome), best score first; from the database only."""
+    steps, evals = load_run(storage, run)
     tasks = steps.user_attrs.get("rnnopt.task", "").split(",")
     results = collect_results(evals.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     labels = {known(k).text: k for k in KNOWN_TEXTS}
@@ -107,11 +125,7 @@ def _per_setting_table(shown: list[GenomeScore], names: list[str], tasks: list[s
 
 def format_report(storage: str, run: str | None = None, top: int = 5) -> str:
     """Text report: a score table (known cells and the best found genomes) and their equations."""
-    storage = st.normalize_url(storage)
-    path = st.sqlite_path(storage)
-    if path is not None and not path.is_file():
-        raise StorageError(f"no SQLite database at {path}")
-    st.check_url(storage)
+    storage = existing_storage(storage)
     runs = [run] if run else find_runs(storage)
     if not runs:
         raise StorageError(f"no architecture search runs in {st.mask_url(storage)}")

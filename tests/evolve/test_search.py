@@ -389,7 +389,9 @@ def test_confirm_adds_rounds_on_new_settings_with_the_gru_beside(sqlite_url: str
     assert {t.user_attrs["status"] for t in confirms} == {"evaluated"}
     results = ev.results()
     new = set(results[lstm]["memorize"]) - set(before[lstm]["memorize"])
-    assert len(new) == 4 and not new & set(before[gru]["memorize"])
+    # Four settings the LSTM never had (the GRU may have had some from a re-evaluation of its
+    # own in the search's one step), and the GRU has every one of them now.
+    assert len(new) == 4 and not new & set(before[lstm]["memorize"])
     assert new <= set(results[gru]["memorize"])
     assert ev._budget_left(steps) == budget  # confirmation does not use the search's budget
     ev.work(max_idle=60)  # the same command again: nothing left to do
