@@ -359,7 +359,7 @@ def _alive(pid: str) -> bool:
     """Running, not a zombie waiting for a reaper."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # it exited between open and read
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
