@@ -100,9 +100,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", default="1", help="layer counts to sample from (paper: 1,2,3,4)")
     p.add_argument("--population", type=int, default=100, help="population size (paper: 100)")
     p.add_argument(
+        "--seeds",
+        default="lstm,gru",
+        help="known cells the population starts from (paper: lstm,gru; gru is required, "
+        "every score is relative to it)",
+    )
+    p.add_argument(
         "--references",
-        default="mut1,mut2,mut3",
-        help="known cells evaluated beside the seeds for the report ('none': skip)",
+        default=None,
+        help="known cells evaluated beside the seeds for the report, not in the population "
+        "(default: those of mut1,mut2,mut3 that are not seeds; 'none': skip)",
     )
     p.add_argument(
         "--parents",
@@ -278,7 +285,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ConfigError(
             f"--layers must be integers 1-4 separated by commas, got {args.layers!r}"
         ) from None
-    refs = () if args.references.strip().lower() in ("", "none") else _csv(args.references)
+    seeds = _csv(args.seeds)
+    if args.references is None:
+        refs = tuple(r for r in ("mut1", "mut2", "mut3") if r not in seeds)
+    elif args.references.strip().lower() in ("", "none"):
+        refs = ()
+    else:
+        refs = _csv(args.references)
     config = SearchConfig(
         tasks=_csv(args.tasks),
         run=args.run,
@@ -293,6 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch_size=args.batch_size,
         unroll=args.unroll,
         references=refs,
+        seeds=seeds,
         seed=args.seed,
         device=args.device,
         optimizer=args.optimizer,

@@ -193,6 +193,27 @@ def test_a_reevaluation_trains_the_gru_on_the_same_new_settings(sqlite_url: str)
     ev.close()
 
 
+def test_known_cells_as_seeds_join_the_population(sqlite_url: str) -> None:
+    """`--seeds gru,mut3`: MUT3 is a member (a parent for mutants), not a reference, and the
+    default references drop it."""
+    main([*TINY, "--tasks", "memorize", "--references", "mut1", "--seeds", "gru,mut3",
+          "--storage", sqlite_url, "--run", "sd", "--generations", "0"])  # fmt: skip
+    ev = Evolution(sqlite_url, SearchConfig.from_identity(
+        json.loads(optuna.load_study(study_name="evolve/sd/genomes", storage=sqlite_url)
+                   .user_attrs["rnnopt.evolve"])))  # fmt: skip
+    kinds = {t.user_attrs["genome"]: (t.user_attrs["kind"], t.user_attrs["status"])
+             for t in ev.steps()}  # fmt: skip
+    population = {g for _, g in ev.population()}
+    ev.close()
+    assert ev.config.seeds == ("gru", "mut3")
+    assert kinds == {
+        known("gru").text: ("seed", "member"),
+        known("mut3").text: ("seed", "member"),
+        known("mut1").text: ("reference", "evaluated"),
+    }
+    assert population == {known("gru").text, known("mut3").text}
+
+
 def test_changed_settings_refuse_to_resume(sqlite_url: str) -> None:
     cfg = SearchConfig(tasks=("memorize",), run="r", references=())
     Evolution(sqlite_url, cfg).close()
@@ -225,6 +246,10 @@ def test_a_run_from_before_an_option_existed_resumes_at_its_default(sqlite_url: 
         ["--tasks", "ptb"],
         ["--workers", "0"],
         ["--references", "lstm"],
+        ["--seeds", "lstm"],
+        ["--seeds", "gru,nope"],
+        ["--seeds", "gru,gru"],
+        ["--seeds", "gru,mut3", "--references", "mut3"],
         ["--layers", "9"],
         ["--run", "a/b"],
         ["--optimizer", "rmsprop"],
