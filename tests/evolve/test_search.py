@@ -361,7 +361,14 @@ def test_interrupting_the_command_alone_stops_its_workers(sqlite_url: str) -> No
     cmd = [sys.executable, "-m", "rnnopt.evolve", *TINY, "--storage", sqlite_url,
            "--run", "i", "--generations", "500", "--workers", "2"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # A shell's background job inherits SIGINT ignored, and Python then keeps ignoring it.
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         time.sleep(0.5)
