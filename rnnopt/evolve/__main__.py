@@ -101,7 +101,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--population", type=int, default=100, help="population size (paper: 100)")
     p.add_argument(
         "--seeds",
-        default="lstm,gru",
+        default=",".join(SearchConfig.seeds),
         help="known cells the population starts from (paper: lstm,gru; gru is required, "
         "every score is relative to it)",
     )
@@ -287,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ) from None
     seeds = _csv(args.seeds)
     if args.references is None:
-        refs = tuple(r for r in ("mut1", "mut2", "mut3") if r not in seeds)
+        refs = tuple(r for r in SearchConfig.references if r not in seeds)
     elif args.references.strip().lower() in ("", "none"):
         refs = ()
     else:
