@@ -8,10 +8,12 @@ same functions.
 from __future__ import annotations
 
 import math
+import random
+from collections.abc import Sequence
 
 from rnnopt.evolve.genome import Genome, parse
 
-__all__ = ["KNOWN_TEXTS", "known"]
+__all__ = ["KNOWN_TEXTS", "known", "mean_ratio_interval"]
 
 KNOWN_TEXTS: dict[str, str] = {
     "lstm": (
@@ -138,3 +140,24 @@ def head_to_head(results: Results, gru: Results, task: str) -> tuple[int, int, f
     won = sum(mine[k] >= ref[k] for k in common)
     a, g = sum(mine[k] for k in common), sum(ref[k] for k in common)
     return won, len(common), (1.0 if a == g else a / g if g > 0 else math.inf)
+
+
+def mean_ratio_interval(
+    pairs: Sequence[tuple[float, float]], level: float = 0.95, resamples: int = 2000
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of ``head_to_head``'s mean ratio from (genome accuracy,
+    GRU accuracy) pairs, one per shared setting, resampled as pairs; None under two settings.
+
+    Deterministic (a fixed generator), so a report reads the same every time.
+    """
+    if len(pairs) < 2:
+        return None
+    rng = random.Random(0)
+    ratios = []
+    for _ in range(resamples):
+        pick = rng.choices(pairs, k=len(pairs))
+        a, g = sum(p[0] for p in pick), sum(p[1] for p in pick)
+        ratios.append(1.0 if a == g else a / g if g > 0 else math.inf)
+    ratios.sort()
+    tail = (1.0 - level) / 2
+    return ratios[int(tail * resamples)], ratios[min(resamples - 1, int((1 - tail) * resamples))]

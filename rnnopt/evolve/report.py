@@ -10,7 +10,13 @@ from optuna.trial import TrialState
 from rnnopt import storage as st
 from rnnopt.errors import StorageError
 from rnnopt.evolve.genome import parse
-from rnnopt.evolve.known import KNOWN_TEXTS, head_to_head, known, paired_score
+from rnnopt.evolve.known import (
+    KNOWN_TEXTS,
+    head_to_head,
+    known,
+    mean_ratio_interval,
+    paired_score,
+)
 from rnnopt.evolve.search import collect_results
 
 __all__ = ["GenomeScore", "existing_storage", "find_runs", "format_report", "load_run", "scores"]
@@ -26,6 +32,8 @@ class GenomeScore:
     ratio: dict[str, float]  # task -> best / GRU best over the settings both had
     # task -> (settings won against the GRU, settings shared, mean accuracy / GRU mean accuracy)
     per_setting: dict[str, tuple[int, int, float]]
+    # task -> (genome accuracy, GRU accuracy) on each shared setting, in setting order
+    pairs: dict[str, list[tuple[float, float]]]
 
 
 def find_runs(storage: str | optuna.storages.BaseStorage) -> list[str]:
@@ -86,7 +94,11 @@ def scores(
         ratio = {t: r for t in tasks if (r := paired_score(mine, gru, [t])) is not None}
         score = paired_score(mine, gru, tasks)
         h2h = {t: v for t in tasks if (v := head_to_head(mine, gru, t)) is not None}
-        out.append(GenomeScore(g, labels.get(g, "found"), best, count, score, ratio, h2h))
+        pairs = {
+            t: [(mine[t][k], gru[t][k]) for k in sorted(mine[t].keys() & gru[t].keys())]
+            for t in h2h
+        }
+        out.append(GenomeScore(g, labels.get(g, "found"), best, count, score, ratio, h2h, pairs))
     out.sort(key=lambda r: (r.score is None, -(r.score or 0.0), r.genome))
     return tasks, out
 
@@ -96,6 +108,15 @@ def _task_cell(x: GenomeScore, task: str) -> str:
         return "-"
     ratio = f" ({x.ratio[task]:.3f})" if task in x.ratio else ""
     return f"{x.best[task]:.4f}{ratio}"
+
+
+def _head_to_head_cell(x: GenomeScore, task: str) -> str:
+    if task not in x.per_setting:
+        return "-"
+    won, shared, mean = x.per_setting[task]
+    cell = f"{won}/{shared} won, mean {mean:.3f}"
+    interval = mean_ratio_interval(x.pairs[task])
+    return cell if interval is None else f"{cell} [{interval[0]:.3f}, {interval[1]:.3f}]"
 
 
 def _per_setting_table(shown: list[GenomeScore], names: list[str], tasks: list[str]) -> list[str]:
@@ -108,17 +129,13 @@ def _per_setting_table(shown: list[GenomeScore], names: list[str], tasks: list[s
     for x, name in zip(shown, names, strict=True):
         if x.label == "gru":
             continue
-        cells = [
-            f"{x.per_setting[t][0]}/{x.per_setting[t][1]} won, mean {x.per_setting[t][2]:.3f}"
-            if t in x.per_setting
-            else "-"
-            for t in tasks
-        ]
+        cells = [_head_to_head_cell(x, t) for t in tasks]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(
         "won = settings (hyperparameters and training seed) where the cell's accuracy is at "
-        "least the GRU's; mean = the cell's mean accuracy over the shared settings / the GRU's"
+        "least the GRU's; mean = the cell's mean accuracy over the shared settings / the GRU's; "
+        "[low, high] = its 95% bootstrap interval (the shared settings resampled as pairs)"
     )
     return lines
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optuna
 
-from rnnopt.evolve.known import head_to_head, known
+from rnnopt.evolve.known import head_to_head, known, mean_ratio_interval
 from rnnopt.evolve.report import format_report, scores
 
 
@@ -36,6 +36,19 @@ def test_head_to_head_counts_settings_won_and_the_mean_ratio() -> None:
     assert head_to_head(cell, gru, "xml") is None
 
 
+def test_mean_ratio_interval_brackets_the_mean_and_narrows_with_more_settings() -> None:
+    assert mean_ratio_interval([(0.5, 0.5)]) is None  # one setting: nothing to resample
+    few = [(0.52, 0.50), (0.47, 0.50), (0.55, 0.50), (0.49, 0.50)]
+    many = few * 8
+    lo, hi = mean_ratio_interval(few)
+    assert lo < sum(a for a, _ in few) / sum(g for _, g in few) < hi
+    lo8, hi8 = mean_ratio_interval(many)
+    assert lo < lo8 < hi8 < hi
+    # A cell better on every setting has an interval wholly above 1.
+    assert mean_ratio_interval([(0.51, 0.50), (0.62, 0.60), (0.41, 0.40)])[0] > 1.0
+    assert mean_ratio_interval(few) == mean_ratio_interval(few)  # deterministic
+
+
 def test_report_shows_paired_ratios_and_settings_won(sqlite_url: str) -> None:
     gru, found = known("gru").text, known("mut2").text.replace("tanh", "sigmoid", 1)
     _store(
@@ -56,5 +69,9 @@ def test_report_shows_paired_ratios_and_settings_won(sqlite_url: str) -> None:
     assert mine.per_setting["arith"][:2] == (1, 2) and mine.per_setting["xml"][:2] == (2, 2)
     text = format_report(sqlite_url, "r")
     assert "| found-1 | 1.021 | 0.6000 (1.040) | 0.4800 (1.021) | 5 |" in text
-    assert "| found-1 | 1/2 won, mean 1.000 | 2/2 won, mean 1.022 |" in text
+    # Two settings resample to three ratios: both of one, both of the other, one of each.
+    assert (
+        "| found-1 | 1/2 won, mean 1.000 [0.950, 1.040] | 2/2 won, mean 1.022 [1.021, 1.022] |"
+        in text
+    )
     assert "| gru | 1/" not in text  # the GRU is not compared with itself
