@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from rnnopt.evolve.genome import Genome, parse
 
-__all__ = ["KNOWN_TEXTS", "known", "mean_ratio_interval"]
+__all__ = ["KNOWN_TEXTS", "known", "mean_ratio_interval", "shared_pairs"]
 
 KNOWN_TEXTS: dict[str, str] = {
     "lstm": (
@@ -133,13 +133,22 @@ def head_to_head(results: Results, gru: Results, task: str) -> tuple[int, int, f
 
     A best over a few settings can beat the GRU's by luck; this says how often it does.
     """
-    mine, ref = results.get(task, {}), gru.get(task, {})
-    common = sorted(mine.keys() & ref.keys())
-    if not common:
+    pairs = shared_pairs(results, gru, task)
+    if not pairs:
         return None
-    won = sum(mine[k] >= ref[k] for k in common)
-    a, g = sum(mine[k] for k in common), sum(ref[k] for k in common)
-    return won, len(common), (1.0 if a == g else a / g if g > 0 else math.inf)
+    return sum(a >= g for a, g in pairs), len(pairs), _mean_ratio(pairs)
+
+
+def shared_pairs(results: Results, gru: Results, task: str) -> list[tuple[float, float]]:
+    """(genome accuracy, GRU accuracy) on each setting both trained on for ``task``, in
+    setting order."""
+    mine, ref = results.get(task, {}), gru.get(task, {})
+    return [(mine[k], ref[k]) for k in sorted(mine.keys() & ref.keys())]
+
+
+def _mean_ratio(pairs: Sequence[tuple[float, float]]) -> float:
+    a, g = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+    return 1.0 if a == g else a / g if g > 0 else math.inf
 
 
 def mean_ratio_interval(
@@ -155,9 +164,7 @@ def mean_ratio_interval(
     rng = random.Random(0)
     ratios = []
     for _ in range(resamples):
-        pick = rng.choices(pairs, k=len(pairs))
-        a, g = sum(p[0] for p in pick), sum(p[1] for p in pick)
-        ratios.append(1.0 if a == g else a / g if g > 0 else math.inf)
+        ratios.append(_mean_ratio(rng.choices(pairs, k=len(pairs))))
     ratios.sort()
     tail = (1.0 - level) / 2
     return ratios[int(tail * resamples)], ratios[min(resamples - 1, int((1 - tail) * resamples))]

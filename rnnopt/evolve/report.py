@@ -16,6 +16,7 @@ from rnnopt.evolve.known import (
     known,
     mean_ratio_interval,
     paired_score,
+    shared_pairs,
 )
 from rnnopt.evolve.search import collect_results
 
@@ -94,10 +95,7 @@ def scores(
         ratio = {t: r for t in tasks if (r := paired_score(mine, gru, [t])) is not None}
         score = paired_score(mine, gru, tasks)
         h2h = {t: v for t in tasks if (v := head_to_head(mine, gru, t)) is not None}
-        pairs = {
-            t: [(mine[t][k], gru[t][k]) for k in sorted(mine[t].keys() & gru[t].keys())]
-            for t in h2h
-        }
+        pairs = {t: shared_pairs(mine, gru, t) for t in h2h}
         out.append(GenomeScore(g, labels.get(g, "found"), best, count, score, ratio, h2h, pairs))
     out.sort(key=lambda r: (r.score is None, -(r.score or 0.0), r.genome))
     return tasks, out
