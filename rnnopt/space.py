@@ -348,6 +348,7 @@ _TRAIN_KEYS = (
     "cell_options",
     "task_options",
     "optimizer",
+    "loss_reduction",
     "batch_size",
     "unroll",
     "eval_interval",

@@ -11,6 +11,10 @@ from typing import Any
 from rnnopt.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam")
+# "mean": the task's loss, a mean over scored positions. "sum_over_steps": Zaremba et al.
+# (2014), the setup the paper cites: the sum over the unrolled steps of the batch-mean loss,
+# i.e. the scored positions' summed loss divided by the batch size (docs/tasks.md).
+LOSS_REDUCTIONS = ("mean", "sum_over_steps")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 # Fields that must agree between a checkpoint and the configuration that resumes it.
 STRUCTURAL_KEYS = (
@@ -41,6 +45,7 @@ class TrainConfig:
     optimizer: str = "sgd"
     lr: float = 1.0
     clip_norm: float = 5.0
+    loss_reduction: str = "mean"
     batch_size: int = 20
     unroll: int = 35
     max_steps: int = 2000
@@ -115,6 +120,8 @@ class TrainConfig:
             _bad("optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")
         _float("lr", self.lr, 0.0, None, lo_open=True)
         _float("clip_norm", self.clip_norm, 0.0, None, lo_open=True)
+        if self.loss_reduction not in LOSS_REDUCTIONS:
+            _bad("loss_reduction", self.loss_reduction, f"one of {', '.join(LOSS_REDUCTIONS)}")
         _int("batch_size", self.batch_size, 1)
         _int("unroll", self.unroll, 1)
         _int("max_steps", self.max_steps, 1)

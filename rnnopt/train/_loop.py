@@ -136,6 +136,20 @@ def _check_resumable(config: TrainConfig, saved: dict[str, Any]) -> None:
             )
 
 
+def training_loss(
+    task: Any, output: torch.Tensor, batch: Any, reduction: str = "mean"
+) -> torch.Tensor:
+    """The loss that is differentiated: the task's mean over scored positions (``mean``), or
+    Zaremba et al.'s sum over the unrolled steps of the batch mean (``sum_over_steps``): the
+    summed loss of the scored positions divided by the batch size (columns), which for a full
+    ``[T, B]`` mask is the mean times T."""
+    loss = task.loss(output, batch)
+    if reduction == "sum_over_steps":
+        scored = batch.mask.sum().to(loss.device, loss.dtype)
+        loss = loss * scored / batch.mask.shape[1]
+    return loss
+
+
 class _Run:
     def __init__(
         self,
@@ -314,7 +328,7 @@ class _Run:
             state = [tuple(t.detach() for t in layer) for layer in self.state]
         with self._autocast():
             output, new_state = self.model(batch.inputs, state)
-            loss = self.task.loss(output.float(), batch)
+            loss = training_loss(self.task, output.float(), batch, self.cfg.loss_reduction)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.clip_norm)
