@@ -1,11 +1,13 @@
 """Every registered cell: shapes, state, gradients and its equations (plain-op references and the
-shared reference vectors). Loops over the registry, so a new cell is tested once registered."""
+project's reference vectors, tests/cells/cell_vectors.json). Loops over the registry, so a new
+cell is tested once registered."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import _vectors
 import pytest
 import torch
 from _reference import reference_forward
@@ -13,7 +15,9 @@ from _reference import reference_forward
 import rnnopt.cells as cells
 from rnnopt.cells import _kernels
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "cell_vectors.json"
+VECTORS = _vectors.FILE
+# Vectors computed independently (numpy) outside this repository; a cross-check where present.
+SHARED_VECTORS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "cell_vectors.json"
 ALL = cells.names()
 PAPER_CELLS = {
     "tanh", "lstm", "lstm-i", "lstm-o", "lstm-f", "lstm-b", "gru", "mut1", "mut2", "mut3",
@@ -170,31 +174,62 @@ def test_equations_match_plain_reference(name, scan):
 
 def _vector_cases():
     data = json.loads(VECTORS.read_text())
-    return [pytest.param(c, id=c["cell"]) for c in data["cases"]]
+    return [pytest.param(c, id=c["case"]) for c in data["cases"]]
+
+
+def _initial_state(case, state_size: int) -> tuple[torch.Tensor, ...]:
+    init = case["initial_state"]
+    state = [torch.tensor(init["h"], dtype=torch.float64)]
+    if "c" in init:
+        state.append(torch.tensor(init["c"], dtype=torch.float64))
+    state += [torch.zeros_like(state[0]) for _ in range(state_size - len(state))]
+    return tuple(state)
 
 
 @pytest.mark.parametrize("case", _vector_cases())
 def test_reference_vectors(case, scan):
-    """Shared vectors computed with numpy from the equations: |error| < 1e-9."""
+    """The project's vectors (plain equations, tests/cells/_vectors.py): |error| < 1e-9."""
     name = case["cell"]
     x = torch.tensor(case["x"], dtype=torch.float64)
     H = len(case["outputs"][0][0])
     cell = cells.build(name, x.shape[2], H, **case["options"]).to(torch.float64)
     eq = cell.equation_parameters()
-    missing = set(eq) - set(case["weights"])
-    assert not missing, f"{name}: the vectors do not set {sorted(missing)}"
+    assert set(eq) == set(case["weights"]), f"{case['case']}: cell and equations disagree"
     with torch.no_grad():
         for k, w in case["weights"].items():
-            if k in eq:  # names of gates the cell lacks are skipped
-                eq[k].copy_(torch.tensor(w, dtype=torch.float64))
-    init = case["initial_state"]
-    state = [torch.tensor(init["h"], dtype=torch.float64)]
-    if "c" in init:
-        state.append(torch.tensor(init["c"], dtype=torch.float64))
-    state += [torch.zeros_like(state[0]) for _ in range(cell.state_size - len(state))]
-    out, _ = cell(x, tuple(state))
+            eq[k].copy_(torch.tensor(w, dtype=torch.float64))
+    out, _ = cell(x, _initial_state(case, cell.state_size))
     expected = torch.tensor(case["outputs"], dtype=torch.float64)
     assert (out.detach() - expected).abs().max().item() < 1e-9
+
+
+def test_reference_vectors_cover_the_paper_and_are_current():
+    """Every paper/Greff cell has a case, and the file is what the generator writes today."""
+    data = json.loads(VECTORS.read_text())
+    assert PAPER_CELLS <= {c["cell"] for c in data["cases"]}
+    fresh = _vectors.generate()
+    assert [c["case"] for c in fresh["cases"]] == [c["case"] for c in data["cases"]]
+    for new, old in zip(fresh["cases"], data["cases"], strict=True):
+        assert new["weights"].keys() == old["weights"].keys()
+        diff = (torch.tensor(new["outputs"]) - torch.tensor(old["outputs"])).abs().max()
+        assert diff.item() < 1e-12, f"{new['case']}: rerun python tests/cells/_vectors.py"
+
+
+@pytest.mark.skipif(not SHARED_VECTORS.is_file(), reason=f"{SHARED_VECTORS} not present")
+def test_own_equations_reproduce_the_shared_vectors():
+    """The plain equations the project's vectors come from agree with numpy vectors computed
+    outside the repository (../shared/reference) on every case there."""
+    data = json.loads(SHARED_VECTORS.read_text())
+    for case in data["cases"]:
+        equations = _vectors.CASES[case["cell"]][1]
+        state_size = 2 if "c" in case["initial_state"] else 1
+        if case["cell"] == "fgr":
+            state_size = 5
+        weights = {k: torch.tensor(w, dtype=torch.float64) for k, w in case["weights"].items()}
+        x = torch.tensor(case["x"], dtype=torch.float64)
+        out, _ = equations(weights, x, _initial_state(case, state_size))
+        expected = torch.tensor(case["outputs"], dtype=torch.float64)
+        assert (out - expected).abs().max().item() < 1e-9, case["cell"]
 
 
 def test_lstm_is_exactly_torch_lstm():
