@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from rnnopt.errors import RnnoptError
+from rnnopt.plugins import add_option as add_plugin_option  # noqa: F401  (one home)
 
 EXIT_USAGE = 2
 

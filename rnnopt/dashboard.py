@@ -99,7 +99,7 @@ def _storage(url: str) -> optuna.storages.BaseStorage:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from rnnopt._cli import setup_logging
+    from rnnopt._cli import add_plugin_option, setup_logging
 
     parser = argparse.ArgumentParser(
         prog="python -m rnnopt.dashboard", description="Serve optuna-dashboard on 127.0.0.1."
@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--no-notes", action="store_true",
                         help="do not write notes to rnnopt studies that lack one")
-    args = parser.parse_args(argv)
+    args = add_plugin_option(parser).parse_args(argv)
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port {args.port} is not a TCP port (1-65535)")
     setup_logging()

@@ -193,7 +193,7 @@ def drop_views(url: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from rnnopt._cli import setup_logging
+    from rnnopt._cli import add_plugin_option, setup_logging
 
     parser = argparse.ArgumentParser(prog="python -m rnnopt.db", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -201,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     views.add_argument("--storage", required=True, help="SQLAlchemy URL of the Optuna database")
     views.add_argument("--drop", action="store_true", help="remove the views instead")
     views.add_argument("--force", action="store_true", help="recreate even if current")
-    args = parser.parse_args(argv)
+    args = add_plugin_option(parser).parse_args(argv)
     setup_logging()
     if args.drop:
         drop_views(args.storage)

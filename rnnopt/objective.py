@@ -41,7 +41,8 @@ RESUMED_ATTR = "resumed_from_step"
 def train_settings(
     values: Mapping[str, Any], cell: str, cell_spec: Any
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split suggested values into TrainConfig keys and cell options (the gate flags)."""
+    """Split suggested values into TrainConfig keys and cell options (the gate flags and the
+    cell's own searchable options)."""
     config: dict[str, Any] = {}
     cell_options: dict[str, Any] = {}
     for name, value in values.items():
@@ -51,6 +52,9 @@ def train_settings(
         elif name == "forget_bias":
             if cell_spec.has_forget_bias:
                 config[name] = float(value)
+        elif name not in space_mod.SPACE_PARAMS:  # a cell's own searchable option
+            if name in cell_spec.searchable:
+                cell_options[name] = value
         elif name in ("layers", "hidden_size", "param_budget"):
             config[name] = int(value)
         else:

@@ -657,7 +657,7 @@ def write_report(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from rnnopt._cli import setup_logging
+    from rnnopt._cli import add_plugin_option, setup_logging
 
     parser = argparse.ArgumentParser(
         prog="python -m rnnopt.report",
@@ -671,7 +671,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="completed trials needed to compare a cell / compute importance")
     parser.add_argument("--importance", choices=IMPORTANCE_METHODS, default="fanova")
     parser.add_argument("--no-plots", action="store_true")
-    args = parser.parse_args(argv)
+    args = add_plugin_option(parser).parse_args(argv)
     setup_logging()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     report = build_report(args.storage, tasks=args.task, min_trials=args.min_trials,

@@ -28,7 +28,9 @@ A study file (``studies/*.toml``) has up to four tables::
 A parameter that gives both a ``grid`` and a range is suggested categorically over the grid by
 the ``paper`` sampler (the paper's random search over its discrete grids) and as a continuous
 (or integer) range by every other sampler. Gate ablations apply only to cells whose spec lists
-that gate, ``forget_bias`` only to cells that have a forget bias.
+that gate, ``forget_bias`` only to cells that have a forget bias, and a cell's own searchable
+option (``rnnopt.cells.CellOption``, e.g. ``scale = {low = 0.5, high = 2}``, or ``scale = {}``
+for the range the cell declares) only to the cells that declare it.
 """
 
 from __future__ import annotations
@@ -145,8 +147,8 @@ def _number(name: str, value: Any, source: str) -> float:
     return value
 
 
-def _parse_param(name: str, spec: Any, source: str) -> Param:
-    integer = SPACE_PARAMS[name]
+def _parse_param(name: str, spec: Any, source: str, integer: bool | None = None) -> Param:
+    integer = SPACE_PARAMS[name] if integer is None else integer
     where = _where(source)
     if isinstance(spec, list):
         spec = {"grid": spec}
@@ -264,6 +266,13 @@ class Space:
                 out["params"][name] = entry
             else:
                 out["params"][name] = param.resolve(grid_mode)
+        for name in [n for n in params if n not in SPACE_PARAMS]:  # the cells' own options
+            having = [c for c in cells if name in specs[c].searchable]
+            entry = out["params"].pop(name)
+            if having:
+                if search and len(having) != len(cells):
+                    entry["only_cells"] = having
+                out["params"][name] = entry
         for gate in self.gates:
             having = [c for c in cells if gate in specs[c].gates]
             if not having:
@@ -310,11 +319,57 @@ def suggest(trial: Any, space: Mapping[str, Any]) -> tuple[str | None, dict[str,
     return cell, values
 
 
+def _cell_options() -> dict[str, list[Any]]:
+    """Searchable options of the registered cells: name -> the CellOptions that declare it."""
+    from rnnopt import cells as cell_registry
+
+    out: dict[str, list[Any]] = {}
+    for cell in cell_registry.names():
+        for name, option in cell_registry.spec(cell).searchable.items():
+            out.setdefault(name, []).append(option)
+    return out
+
+
+def _parse_cell_option(name: str, spec: Any, declared: list[Any], source: str) -> Param:
+    """A cell's own option in ``[space]``: like a training parameter, within what the cells
+    declare (``{}``: the declared range or choices)."""
+    where = _where(source)
+    first = declared[0]
+    if spec == {}:
+        spec = first.as_space()
+    choices = [c for o in declared if o.choices is not None for c in o.choices]
+    if choices:
+        grid = spec.get("grid") if isinstance(spec, dict) else spec
+        values = grid if isinstance(grid, list) else [grid]
+        if (isinstance(spec, dict) and set(spec) - {"grid"}) or not values or any(
+            v not in choices for v in values
+        ):
+            raise ConfigError(
+                f"space.{name}: {spec!r}{where}; allowed: a value or a list of "
+                f"{', '.join(map(repr, dict.fromkeys(choices)))}"
+            )
+        if isinstance(grid, list):
+            return Param(name, grid=tuple(dict.fromkeys(grid)))
+        return Param(name, value=grid)
+    integer = all(o.integer for o in declared)
+    lo = min(o.low for o in declared)
+    hi = max(o.high for o in declared)
+    param = _parse_param(name, spec, source, integer)
+    values = [param.value] if param.fixed else [*(param.grid or ()), param.low, param.high]
+    if any(v is not None and not lo <= v <= hi for v in values):
+        raise ConfigError(
+            f"space.{name}: {spec!r} goes outside the range the cells declare, "
+            f"[{lo:g}, {hi:g}]{where}"
+        )
+    return param
+
+
 def parse_space(table: Mapping[str, Any] | None, source: str = "") -> Space:
     """Parse a ``[space]`` table; missing parameters take the paper's defaults."""
     table = dict(table or {})
     where = _where(source)
-    allowed = [*SPACE_PARAMS, "gates"]
+    declared = _cell_options()
+    allowed = [*SPACE_PARAMS, "gates", *sorted(set(declared) - set(SPACE_PARAMS))]
     unknown = sorted(set(table) - set(allowed))
     if unknown:
         raise ConfigError(
@@ -329,7 +384,12 @@ def parse_space(table: Mapping[str, Any] | None, source: str = "") -> Space:
         )
     merged: dict[str, Any] = {k: v for k, v in PAPER_SPACE.items()}
     merged.update(table)
-    params = {name: _parse_param(name, spec, source) for name, spec in merged.items()}
+    params = {
+        name: _parse_param(name, spec, source)
+        if name in SPACE_PARAMS
+        else _parse_cell_option(name, spec, declared[name], source)
+        for name, spec in merged.items()
+    }
     return Space(params=params, gates=tuple(dict.fromkeys(gates_raw)))
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from rnnopt import space as space_mod
 from rnnopt._cli import (
+    add_plugin_option,
     cpus,
     die_with_parent,
     ignore_interrupts,
@@ -162,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"retries of a trial whose worker died (default {DEFAULT_MAX_RETRY})",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    return p
+    return add_plugin_option(p)
 
 
 def _pick(cli: Any, file_value: Any, default: Any) -> Any:

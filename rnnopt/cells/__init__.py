@@ -15,6 +15,7 @@ from rnnopt.cells._base import RecurrentCell
 from rnnopt.cells._kernels import LSTMFlags
 from rnnopt.cells._registry import (
     ENTRY_POINT_GROUP,
+    CellOption,
     CellSpec,
     build,
     names,
@@ -31,6 +32,7 @@ from rnnopt.cells.stack import MAX_LAYERS, StackedRNN
 __all__ = [
     "ENTRY_POINT_GROUP",
     "MAX_LAYERS",
+    "CellOption",
     "CellSpec",
     "GRUFamilyCell",
     "LSTMCell",

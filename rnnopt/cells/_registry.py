@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import inspect
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from rnnopt import plugins
 from rnnopt.cells._base import RecurrentCell, check_size
 from rnnopt.errors import ConfigError
 
-__all__ = ["ENTRY_POINT_GROUP", "CellSpec", "build", "names", "register", "spec"]
+__all__ = ["ENTRY_POINT_GROUP", "CellOption", "CellSpec", "build", "names", "register", "spec"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,13 +26,63 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
+class CellOption:
+    """A cell option that a study's ``[space]`` may search: a range or a list of choices.
+
+    ``CellOption("scale", low=0.1, high=10, log=True)`` (``integer=True`` for whole numbers)
+    or ``CellOption("activation", choices=("tanh", "relu"))``. A study file's range or grid for
+    the option must lie inside the declared one; ``scale = {}`` searches the declared one.
+    """
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: tuple[Any, ...] | None = None
+
+    def __post_init__(self) -> None:
+        where = f"searchable option {self.name!r}"
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ConfigError(f"{where}: the name must be a Python identifier")
+        if self.choices is not None:
+            if self.low is not None or self.high is not None or self.log:
+                raise ConfigError(f"{where}: give choices or a range (low, high), not both")
+            choices = tuple(self.choices)
+            if not choices or any(
+                not isinstance(c, bool | int | float | str) for c in choices
+            ) or len(set(choices)) != len(choices):
+                raise ConfigError(
+                    f"{where}: choices {self.choices!r} must be distinct numbers, strings or "
+                    "booleans"
+                )
+            object.__setattr__(self, "choices", choices)
+            return
+        lo, hi = self.low, self.high
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lo, hi)):
+            raise ConfigError(f"{where}: needs choices or a numeric range low < high")
+        if not math.isfinite(lo) or not math.isfinite(hi) or not lo < hi:  # type: ignore[arg-type]
+            raise ConfigError(f"{where}: low={lo!r} must be below high={hi!r}, both finite")
+        if self.log and lo <= 0:  # type: ignore[operator]
+            raise ConfigError(f"{where}: a log range needs low > 0, got {lo!r}")
+        if self.integer and (int(lo) != lo or int(hi) != hi):  # type: ignore[arg-type]
+            raise ConfigError(f"{where}: an integer range needs integer bounds")
+
+    def as_space(self) -> dict[str, Any]:
+        """The declared range as a study-file ``[space]`` entry."""
+        if self.choices is not None:
+            return {"grid": list(self.choices)}
+        return {"low": self.low, "high": self.high, "log": self.log}
+
+
+@dataclass(frozen=True)
 class CellSpec:
     """What the registry knows about a cell name.
 
     ``factory(input_size, hidden_size, **options)`` builds it; ``defaults`` are the preset's
     options (the caller's options override them); ``options`` the option names it accepts;
     ``gates`` its ablatable gate options; ``raw_input`` whether its equations use raw x (input
-    size must equal hidden size).
+    size must equal hidden size); ``searchable`` the options a study may search.
     """
 
     name: str
@@ -42,6 +93,7 @@ class CellSpec:
     has_forget_bias: bool = False
     raw_input: bool = False
     description: str = ""
+    searchable: Mapping[str, CellOption] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, CellSpec] = {}
@@ -73,6 +125,7 @@ def register(
     description: str = "",
     defaults: Mapping[str, Any] | None = None,
     has_forget_bias: bool | None = None,
+    searchable: Iterable[CellOption] = (),
     replace: bool = False,
 ) -> Callable[[F], F]:
     """Class or function decorator that registers a cell under ``name``.
@@ -80,7 +133,8 @@ def register(
     The decorated object is called as ``factory(input_size, hidden_size, **options)`` and must
     return a :class:`RecurrentCell`. ``options`` defaults to the keyword parameters of its
     signature; ``defaults`` are preset values for some of them; ``has_forget_bias`` defaults to
-    whether ``forget_bias`` is among the options. Registering a taken name is a ConfigError
+    whether ``forget_bias`` is among the options; ``searchable`` (:class:`CellOption`) are the
+    options a study's ``[space]`` may search. Registering a taken name is a ConfigError
     unless ``replace=True``.
     """
     if not isinstance(name, str) or not name or name != name.strip():
@@ -95,6 +149,12 @@ def register(
                 f"cell {name!r}: preset options {unknown} are not among its options {sorted(opts)}"
             )
         gate_names = tuple(gates)
+        search = {o.name: o for o in searchable}
+        if not set(search) <= opts:
+            raise ConfigError(
+                f"cell {name!r}: searchable options {sorted(set(search) - opts)} are not among "
+                f"its options {sorted(opts)}"
+            )
         s = CellSpec(
             name=name,
             factory=factory,
@@ -104,6 +164,7 @@ def register(
             has_forget_bias="forget_bias" in opts if has_forget_bias is None else has_forget_bias,
             raw_input=raw_input,
             description=description or _first_line(factory.__doc__),
+            searchable=MappingProxyType(search),
         )
         with _lock:
             if name in _REGISTRY and not replace and _REGISTRY[name].factory is not factory:
@@ -124,36 +185,30 @@ def _first_line(doc: str | None) -> str:
     return (doc or "").strip().split("\n", 1)[0]
 
 
+def _install(name: str, obj: Any) -> None:
+    if name in _REGISTRY:
+        return  # the module registered itself with @register on import
+    if isinstance(obj, CellSpec):
+        with _lock:
+            _REGISTRY[name] = obj
+    elif callable(obj):
+        register(name)(obj)
+    else:
+        raise TypeError(f"{type(obj).__name__} is neither a cell factory nor a CellSpec")
+
+
 def _load_plugins() -> None:
-    """Import the ``rnnopt.cells`` entry points once; each registers itself or is a factory.
+    """Import the ``rnnopt.cells`` entry points and ``$RNNOPT_PLUGINS`` once; each registers
+    itself or is a factory.
 
     A plugin that fails to load is remembered with its error: looking its name up raises a
     ConfigError naming the plugin, while every other cell keeps working.
     """
     global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            obj = ep.load()
-            if ep.name in _REGISTRY:
-                continue  # the module registered itself with @register on import
-            if isinstance(obj, CellSpec):
-                with _lock:
-                    _REGISTRY[ep.name] = obj
-            elif callable(obj):
-                register(ep.name)(obj)
-            else:
-                raise TypeError(f"{type(obj).__name__} is neither a cell factory nor a CellSpec")
-        except Exception as exc:
-            _BROKEN[ep.name] = (
-                f"cell plugin {ep.name!r} ({ep.value}, entry-point group {ENTRY_POINT_GROUP!r}) "
-                f"failed to load: {type(exc).__name__}: {exc}"
-            )
-            logger.warning("%s", _BROKEN[ep.name])
-            continue
-        logger.debug("loaded cell plugin %s from %s", ep.name, ep.value)
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        _BROKEN.update(plugins.load_entry_points(ENTRY_POINT_GROUP, "cell", _install))
+    plugins.load_env()
 
 
 def reload_plugins() -> None:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from rnnopt._cli import run_cli, setup_logging
+from rnnopt._cli import add_plugin_option, run_cli, setup_logging
 from rnnopt.errors import ConfigError
 from rnnopt.evolve.search import Confirm, Evolution, SearchConfig, run_worker
 from rnnopt.tasks import parse_option
@@ -147,7 +147,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=20)
     p.add_argument("--unroll", type=int, default=35)
     p.add_argument("-v", "--verbose", action="store_true")
-    return p
+    return add_plugin_option(p)
 
 
 def report_parser() -> argparse.ArgumentParser:
@@ -158,7 +158,7 @@ def report_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=os.environ.get("RNNOPT_STORAGE", DEFAULT_STORAGE))
     p.add_argument("--run", default=None, help="one run (default: every run in the storage)")
     p.add_argument("--top", type=int, default=5, help="found genomes to show per run")
-    return p
+    return add_plugin_option(p)
 
 
 def confirm_parser() -> argparse.ArgumentParser:
@@ -182,7 +182,7 @@ def confirm_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--heartbeat", type=int, default=30)
     p.add_argument("-v", "--verbose", action="store_true")
-    return p
+    return add_plugin_option(p)
 
 
 def _check_workers(args: argparse.Namespace) -> None:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from rnnopt import tasks
-from rnnopt._cli import run_cli
+from rnnopt._cli import add_plugin_option, run_cli
 from rnnopt.errors import ConfigError
 
 # Tasks that need no data files; the others are listed without loading their data.
@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--split", default="train", help="train (default), valid or test")
     sample.add_argument("--jsonl", action="store_true",
                         help="one JSON object per line with text and scored positions")
-    return parser
+    return add_plugin_option(parser)
 
 
 def _list() -> None:

@@ -1,32 +1,94 @@
-"""The one task registry: names -> Task classes; unknown names list the valid ones."""
+"""The one task registry: names -> Task classes, from the built-ins, ``@register``-ed classes and
+plug-ins (the ``rnnopt.tasks`` entry-point group, ``--plugin``, ``$RNNOPT_PLUGINS``); unknown
+names list the valid ones."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, TypeVar
 
+from rnnopt import plugins
 from rnnopt.errors import ConfigError
 
+ENTRY_POINT_GROUP = "rnnopt.tasks"
+DIRECTIONS = ("maximize", "minimize")
+
 _TASKS: dict[str, type] = {}
+_BROKEN: dict[str, str] = {}  # plugin name -> why it failed to load
+_plugins_loaded = False
 T = TypeVar("T", bound=type)
 
 
 def register(cls: T) -> T:
-    """Class decorator: make ``cls`` available as ``rnnopt.tasks.get(cls.name)``."""
-    name = cls.name  # type: ignore[attr-defined]
-    if not name or name in _TASKS:
-        raise ValueError(f"task name {name!r} is empty or already registered")
+    """Class decorator: make ``cls`` (a :class:`~rnnopt.tasks.Task` subclass) available as
+    ``rnnopt.tasks.get(cls.name)``; ConfigError for a bad or taken name, metric or direction."""
+    from rnnopt.tasks._base import Task
+
+    name = getattr(cls, "name", None)
+    where = f"task class {getattr(cls, '__qualname__', cls)!r}"
+    if not isinstance(cls, type) or not issubclass(cls, Task):
+        raise ConfigError(f"{where} is not a subclass of rnnopt.tasks.Task")
+    if not isinstance(name, str) or not name or name != name.strip() or "," in name:
+        raise ConfigError(
+            f"{where}: name {name!r} must be a non-empty string without spaces or commas"
+        )
+    if name in _TASKS and _TASKS[name] is not cls:
+        raise ConfigError(f"task name {name!r} is already registered")
+    if getattr(cls, "direction", None) not in DIRECTIONS:
+        raise ConfigError(
+            f"task {name!r}: direction {cls.direction!r}; allowed: {', '.join(DIRECTIONS)}"
+        )
+    if not isinstance(getattr(cls, "metric", None), str) or not cls.metric:
+        raise ConfigError(f"task {name!r}: metric must name its primary metric")
     _TASKS[name] = cls
     return cls
 
 
+def unregister(name: str) -> None:
+    """Remove a registered task (for tests and interactive use)."""
+    _TASKS.pop(name, None)
+
+
+def _install(name: str, obj: Any) -> None:
+    if name in _TASKS:
+        return  # the module registered itself with @register on import
+    if not isinstance(obj, type) or getattr(obj, "name", None) != name:
+        raise TypeError(
+            f"{obj!r} is not a Task class named {name!r} (the entry point's name must be the "
+            "task's name)"
+        )
+    register(obj)
+
+
+def _load_plugins() -> None:
+    """Import the ``rnnopt.tasks`` entry points (once) and ``$RNNOPT_PLUGINS``."""
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        _BROKEN.update(plugins.load_entry_points(ENTRY_POINT_GROUP, "task", _install))
+    plugins.load_env()
+
+
+def reload_plugins() -> None:
+    """Look at the entry points again (after installing a plugin in a running process)."""
+    global _plugins_loaded
+    _plugins_loaded = False
+    _BROKEN.clear()
+    _load_plugins()
+
+
 def names() -> list[str]:
     """Every registered task name, sorted."""
+    _load_plugins()
     return sorted(_TASKS)
 
 
 def task_class(name: str) -> type:
     """The class registered as ``name``; ConfigError listing valid names if unknown."""
+    if not isinstance(name, str) or name not in _TASKS:
+        _load_plugins()
+    if isinstance(name, str) and name in _BROKEN and name not in _TASKS:
+        raise ConfigError(_BROKEN[name])
     try:
         return _TASKS[name]
     except (KeyError, TypeError):
