@@ -2,7 +2,8 @@
 
     tokens   [T, B] int64     -> Embedding(V, H) -.
                                                    |-> dropout -> StackedRNN -> dropout -> head
-    multihot [T, B, 88] float -> Linear(88, H) ---'               [T, B, H]                [T, B, O]
+    multihot [T, B, 88] float -> Linear(88, H) ---|               [T, B, H]                [T, B, O]
+    real     [T, B, C] float  -> Linear(C, H) ----'
 
 The input layer maps to the hidden size so that cells whose equations use the raw input
 (MUT1, MUT2) see an input of hidden size, as in the paper.
@@ -47,11 +48,12 @@ class SequenceModel(nn.Module):
         super().__init__()
         if task.input_kind == "tokens":
             self.encoder: nn.Module = nn.Embedding(task.input_size, hidden_size)
-        elif task.input_kind == "multihot":
+        elif task.input_kind in ("multihot", "real"):
             self.encoder = nn.Linear(task.input_size, hidden_size)
         else:
             raise ConfigError(
-                f"task {task.name!r} has input_kind {task.input_kind!r}; allowed: tokens, multihot"
+                f"task {task.name!r} has input_kind {task.input_kind!r}; "
+                "allowed: tokens, multihot, real"
             )
         self.input_kind = task.input_kind
         self.hidden_size = hidden_size
@@ -82,7 +84,8 @@ class SequenceModel(nn.Module):
     def forward(
         self, inputs: torch.Tensor, state: State | None = None
     ) -> tuple[torch.Tensor, State]:
-        """inputs ``[T, B]`` (tokens) or ``[T, B, I]`` (multihot) -> logits ``[T, B, O]``."""
+        """inputs ``[T, B]`` (tokens) or ``[T, B, I]`` (multihot, real) -> ``[T, B, O]`` (logits,
+        or predicted values for a regression task)."""
         x = self.drop(self.encoder(inputs))
         out, state = self.rnn(x, state)
         return self.head(self.drop(out)), state

@@ -119,3 +119,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def user_task_options(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
+    """Task options that point the user-data tasks (text, series) at small files written for
+    the session, so tests looping over the task registry can build every task."""
+    from user_data import write_corpus, write_sensors
+
+    root = tmp_path_factory.mktemp("user-data")
+    return {
+        "text": {"data": str(write_corpus(root / "corpus.txt"))},
+        "series": {"data": str(write_sensors(root / "sensors.csv")), "series": "sensor"},
+    }

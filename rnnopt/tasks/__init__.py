@@ -1,12 +1,13 @@
 """Tasks: the paper's problem families, generated (arith, xml, memorize) and real (ptb and the
-four polyphonic music sets), each with its encoding, loss, metrics and deterministic batches.
+four polyphonic music sets), and the user's own files (text, series), each with its encoding,
+loss, metrics and deterministic batches.
 
 ``rnnopt.tasks.get(name, *, data_dir=None, **options)`` builds one; ``names()`` lists them.
 Your own task: subclass :class:`ExampleTask` (implement ``examples(split)``) and
 ``@register`` it, in a module given to ``--plugin`` or an ``rnnopt.tasks`` entry point.
 """
 
-from rnnopt.tasks import arith, memorize, music, ptb, xml  # noqa: F401  (registration)
+from rnnopt.tasks import arith, memorize, music, ptb, series, text, xml  # noqa: F401
 from rnnopt.tasks._base import VOCAB, Batch, Option, Task, parse_option
 from rnnopt.tasks._data import resolve_data_dir
 from rnnopt.tasks._examples import ExampleTask

@@ -54,19 +54,23 @@ class Batch:
 
 def parse_option(pair: str) -> tuple[str, Any]:
     """A command-line task option ``KEY=VALUE`` -> (key, value); the value is JSON (a number,
-    true or false)."""
+    true or false) where it parses as JSON, else the text itself (a file name, a column)."""
     key, sep, value = pair.partition("=")
     if not sep or not key:
         raise ConfigError(f"option {pair!r} must look like KEY=VALUE")
     try:
         return key, json.loads(value)
     except json.JSONDecodeError:
-        raise ConfigError(f"option {key}={value!r}: value must be a number or true/false") from None
+        return key, value
 
 
 @dataclass(frozen=True)
 class Option:
-    """A task option: default, type and allowed closed range ``[low, high]`` (None: open)."""
+    """A task option: default, type and allowed closed range ``[low, high]`` (None: open).
+
+    A ``str`` option takes text (a number given on the command line is read as its text); with
+    ``choices`` only those; its default may be None (not given).
+    """
 
     name: str
     default: Any
@@ -74,8 +78,20 @@ class Option:
     low: float | None = None
     high: float | None = None
     help: str = ""
+    choices: tuple[str, ...] = ()
 
     def check(self, task: str, value: Any) -> Any:
+        if self.kind is str:
+            if value is None and self.default is None:
+                return None
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = str(value)
+            if not isinstance(value, str):
+                raise ConfigError(f"{task}: option {self.name}={value!r} must be text")
+            if self.choices and value not in self.choices:
+                raise ConfigError(f"{task}: option {self.name}={value!r} is not allowed; "
+                                  f"allowed: {', '.join(self.choices)}")
+            return value
         if self.kind is bool:
             if not isinstance(value, bool):
                 raise ConfigError(f"{task}: option {self.name}={value!r} must be true or false")
@@ -151,6 +167,11 @@ class Task(ABC):
             raise ConfigError(f"batch_size={batch_size!r} must be an integer >= 1")
         if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 1:
             raise ConfigError(f"unroll={unroll!r} must be an integer >= 1")
+
+    def check_data(self, *, batch_size: int, unroll: int) -> None:
+        """DataError where a split cannot be batched with these settings; a study calls it
+        before it starts (tasks whose every setting works keep this no-op)."""
+        return None
 
     @abstractmethod
     def batches(

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1  # bump when a parser's output changes
 _memory: dict[tuple[Any, ...], Any] = {}
+_digests: dict[tuple[Any, ...], str] = {}
 
 
 def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
@@ -75,7 +76,7 @@ def cached(kind: str, paths: Sequence[Path], parse: Callable[[], Any]) -> Any:
         return _memory[mem_key]
     digest = hashlib.sha256(f"{kind}|{CACHE_FORMAT}".encode())
     for p in paths:
-        digest.update(hashlib.sha256(p.read_bytes()).digest())
+        digest.update(bytes.fromhex(file_digest(p)))
     file = cache_dir() / f"{kind}-{digest.hexdigest()[:24]}.pt"
     value = _load(file)
     if value is None:
@@ -83,6 +84,19 @@ def cached(kind: str, paths: Sequence[Path], parse: Callable[[], Any]) -> Any:
         _store(file, value)
     _memory[mem_key] = value
     return value
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 (hex) of the bytes of ``path``, read in blocks (memoised per size and mtime)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _digests:
+        h = hashlib.sha256()
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 22):
+                h.update(block)
+        _digests[key] = h.hexdigest()
+    return _digests[key]
 
 
 def _load(file: Path) -> Any:

@@ -3,34 +3,27 @@
 Files: ``<data>/ptb/ptb.{train,valid,test}.txt``; every line's whitespace-separated words
 followed by ``<eos>``. Vocabulary: the training words, ordered by frequency (descending), ties
 alphabetically, so id 0 is the most frequent word; validation/test words missing from it map to
-``<unk>``. Batching (contiguous, as in Zaremba et al.)::
-
-    stream  w0 w1 w2 ... w(N-1)        ->  [N // B, B]: column b = the b-th slice of the stream
-    window  inputs rows i..i+u-1, targets rows i+1..i+u  (u = unroll, the last one shorter)
-
-The hidden state is carried from window to window (``stateful``); ``reset`` is True only on the
-first window of a pass. The training stream repeats the training pass forever, in the same
-order (``seed`` does not change PTB batches: the standard setup does not shuffle).
+``<unk>``. Batching and metrics: ``rnnopt.tasks._stream`` (contiguous windows, state carried,
+as in Zaremba et al.; ``seed`` does not change PTB batches: the standard setup does not shuffle).
 Metrics: ``perplexity`` = exp(mean NLL per word) (primary, minimize) and next-word ``accuracy``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 
 from rnnopt.errors import DataError
-from rnnopt.tasks._base import SPLITS, Batch, Option, Task, correct_positions
+from rnnopt.tasks import _files
+from rnnopt.tasks._base import SPLITS, Option
 from rnnopt.tasks._data import cached, require_file
 from rnnopt.tasks._registry import register
+from rnnopt.tasks._stream import StreamTask
 
 log = logging.getLogger(__name__)
 
@@ -39,28 +32,8 @@ EOS, UNK = "<eos>", "<unk>"
 
 def read_lines(path: Path) -> list[list[str]]:
     """Words of every line of ``path``; DataError naming the line on bad bytes or binary junk."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - raw.rfind(b"\n", 0, exc.start)
-        raise DataError(
-            f"{path}: line {line}, column {column}: not UTF-8 text (byte "
-            f"0x{raw[exc.start]:02x}); expected one sentence of words per line"
-        ) from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    out = []
-    for number, line in enumerate(lines, 1):
-        line = line.removesuffix("\r")
-        for col, ch in enumerate(line, 1):
-            if (ord(ch) < 32 and ch != "\t") or ord(ch) == 127:
-                raise DataError(f"{path}: line {number}, column {col}: binary junk "
-                                f"(control character {ch!r}); expected plain text")
-        out.append(line.split())
-    return out
+    return [line.split() for line in _files.read_lines(
+        path, "one sentence of words per line")]
 
 
 def build_vocab(lines: list[list[str]]) -> list[str]:
@@ -96,13 +69,12 @@ def _parse(paths: dict[str, Path]) -> dict[str, Any]:
 
 
 @register
-class PennTreebank(Task):
+class PennTreebank(StreamTask):
     name: ClassVar[str] = "ptb"
     description: ClassVar[str] = "Penn Treebank word-level language model (10k words, <eos>)"
-    input_kind: ClassVar[str] = "tokens"
     metric: ClassVar[str] = "perplexity"
     direction: ClassVar[str] = "minimize"
-    stateful: ClassVar[bool] = True
+    unit: ClassVar[str] = "word"
     options_spec: ClassVar[tuple[Option, ...]] = ()
 
     def __init__(self, *, data_dir: str | Path | None = None, **options: Any) -> None:
@@ -112,53 +84,8 @@ class PennTreebank(Task):
         self.vocab: list[str] = self.data["vocab"]
         self.input_size = self.output_size = len(self.vocab)
 
-    def batches(
-        self, split: str, *, batch_size: int, unroll: int, seed: int = 0
-    ) -> Iterator[Batch]:
-        self.check_split(split)
-        self.check_batching(batch_size, unroll)
-        stream: torch.Tensor = self.data[split]
-        rows = stream.numel() // batch_size
-        if rows < 2:
-            raise DataError(f"ptb {split}: {stream.numel()} words are too few for "
-                            f"batch_size={batch_size}")
-        grid = stream[: rows * batch_size].view(batch_size, rows).t().contiguous()  # [rows, B]
-        return self._windows(grid, unroll, forever=split == "train")
-
-    @staticmethod
-    def _windows(grid: torch.Tensor, unroll: int, forever: bool) -> Iterator[Batch]:
-        while True:
-            for i in range(0, grid.size(0) - 1, unroll):
-                n = min(unroll, grid.size(0) - 1 - i)
-                inputs, targets = grid[i : i + n], grid[i + 1 : i + 1 + n]
-                mask = torch.ones_like(inputs, dtype=torch.bool)
-                yield Batch(inputs, targets, mask, reset=i == 0, tokens=inputs.numel())
-            if not forever:
-                return
-
-    def loss(self, output: torch.Tensor, batch: Batch) -> torch.Tensor:
-        mask = batch.mask.to(output.device)
-        return F.cross_entropy(output[mask].float(), batch.targets.to(output.device)[mask])
-
-    def batch_stats(self, output: torch.Tensor, batch: Batch) -> dict[str, float]:
-        mask = batch.mask.to(output.device)
-        nll = F.cross_entropy(output[mask].float(), batch.targets.to(output.device)[mask],
-                              reduction="sum")
-        return {
-            "nll": float(nll),
-            "correct": float((correct_positions(output, batch) & mask).sum()),
-            "count": float(mask.sum()),
-        }
-
-    def summarize(self, stats: dict[str, float]) -> dict[str, float]:
-        count = stats.get("count", 0.0)
-        if not count:
-            return {"perplexity": float("nan"), "accuracy": float("nan")}
-        mean = stats["nll"] / count
-        return {
-            "perplexity": math.exp(mean) if mean < 700 else float("inf"),
-            "accuracy": stats["correct"] / count,
-        }
+    def stream(self, split: str) -> torch.Tensor:
+        return self.data[split]
 
     def info(self) -> dict[str, Any]:
         info = self._base_info()

@@ -290,7 +290,8 @@ def test_bad_options(name: str, options: dict, words: list[str]) -> None:
 
 def test_registry() -> None:
     assert tasks.names() == sorted(
-        ["arith", "xml", "memorize", "ptb", "nottingham", "piano-midi", "musedata", "jsb"]
+        ["arith", "xml", "memorize", "ptb", "nottingham", "piano-midi", "musedata", "jsb",
+         "text", "series"]
     )
     with pytest.raises(ConfigError, match=r"unknown task 'lm'.*arith.*xml"):
         tasks.get("lm")

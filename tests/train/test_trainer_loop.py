@@ -14,8 +14,8 @@ from rnnopt.train import TrainConfig, TrainResult, train
 from rnnopt.train import _loop as loop
 
 
-def _better(task_name: str, a: float, b: float) -> bool:
-    return a > b if tasks.get(task_name).direction == "maximize" else a < b
+def _better(task: tasks.Task, a: float, b: float) -> bool:
+    return a > b if task.direction == "maximize" else a < b
 
 
 # Steps and optimiser per task, small enough for CI; each run takes a few seconds on one core.
@@ -32,6 +32,8 @@ LEARNING = {
     },
     "xml": {"max_steps": 150, "eval_interval": 50, "optimizer": "adam", "lr": 0.01},
     "ptb": {"max_steps": 60, "eval_interval": 20, "lr": 1.0},
+    "text": {"max_steps": 100, "eval_interval": 50, "optimizer": "adam", "lr": 0.01},
+    "series": {"max_steps": 100, "eval_interval": 50, "optimizer": "adam", "lr": 0.01},
 }
 MUSIC = {"max_steps": 60, "eval_interval": 20, "optimizer": "adam", "lr": 0.003}
 
@@ -46,20 +48,24 @@ def _untrained_metrics(config: TrainConfig) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("task_name", [*tasks.names(), "xml-stream"])
-def test_loss_falls_and_metric_improves_on_every_task(small, task_name: str) -> None:
+def test_loss_falls_and_metric_improves_on_every_task(
+    small, user_task_options, task_name: str
+) -> None:
     settings = LEARNING.get(task_name, MUSIC)
     if task_name == "xml-stream":
         task_name = "xml"
         settings = {**LEARNING["xml"], "task_options": STREAM}
+    if task_name in user_task_options:
+        settings = {**settings, "task_options": user_task_options[task_name]}
     config = small(task_name, **settings)
-    metric = tasks.get(task_name).metric
+    metric = tasks.get(task_name, **config.task_options).metric
     before = _untrained_metrics(config)[metric]
     result = train(config)
     assert result.stop_reason == "finished", result.message
     assert result.steps == settings["max_steps"]
     first, last = result.history[0][1], result.history[-1][1]
     assert last["train_loss"] < first["train_loss"]
-    assert _better(task_name, result.best_valid, before)
+    assert _better(tasks.get(task_name, **config.task_options), result.best_valid, before)
     if metric == "accuracy":  # well above the untrained model, not a fluctuation
         assert result.best_valid > before + 0.05
     else:
