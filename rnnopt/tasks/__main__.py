@@ -3,6 +3,7 @@
     python -m rnnopt.tasks list
     python -m rnnopt.tasks info --task ptb [--data-dir D] [--json]
     python -m rnnopt.tasks sample --task arith -n 5 --seed 0 [--split valid] [--jsonl]
+    python -m rnnopt.tasks fetch ptb|music|jsb|nottingham|piano-midi|musedata|all [--data-dir D]
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="every task with its metric and direction")
     info = sub.add_parser("info", help="sizes, vocabulary, metric and splits of one task")
     sample = sub.add_parser("sample", help="readable instances of one task")
+    fetch = sub.add_parser("fetch", help="download the paper's data sets, checked, into the "
+                           "data directory")
+    fetch.add_argument("what", help="ptb, music (the four sets), one music set, or all")
+    fetch.add_argument("--data-dir", default=None,
+                       help="data directory (default: $RNNOPT_DATA, else ./data)")
+    fetch.add_argument("--url-base", default=None,
+                       help="a mirror laid out like https://raw.githubusercontent.com "
+                       "(default: $RNNOPT_FETCH_URL, else that)")
     for p in (info, sample):
         p.add_argument("--task", required=True, help="task name (see `list`)")
         p.add_argument("--data-dir", default=None,
@@ -87,6 +96,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
         _list()
+        return 0
+    if args.command == "fetch":
+        from rnnopt.tasks._fetch import fetch
+
+        root = fetch(args.what, data_dir=args.data_dir, url_base=args.url_base,
+                     say=lambda line: print(line, flush=True))
+        print(f"data directory: {root}")
         return 0
     options = dict(map(tasks.parse_option, args.option))
     task = tasks.get(args.task, data_dir=args.data_dir, **options)
