@@ -27,6 +27,7 @@ from typing import Any
 
 import optuna
 
+from rnnopt import confirm as confirm_mod
 from rnnopt import space as space_mod
 
 __all__ = ["TrialOutcome", "make_objective", "retried_from", "train_settings"]
@@ -87,7 +88,8 @@ def make_objective(
     ``cell`` is None in search mode (the space then holds a ``cell`` parameter). ``base`` holds
     the fixed TrainConfig keys (max_steps, eval_interval, batch_size, device, data_dir, ...).
     The training seed is ``seed + n`` where ``n`` is the number of the original trial, so a
-    retried trial trains the same model as its crashed parent.
+    retried trial trains the same model as its crashed parent; a confirmation trial trains with
+    its ``confirm_seed`` attribute and is never pruned.
     """
     from rnnopt import cells as cell_registry
     from rnnopt.train import TrainConfig, train
@@ -102,9 +104,12 @@ def make_objective(
         config_dict.update(extra)
         config_dict["cell_options"] = {**dict(base.get("cell_options", {})), **gate_options}
         origin = retried_from(trial)
-        config_dict.update(
-            task=task, cell=cell_name, seed=seed + (trial.number if origin is None else origin)
-        )
+        run_seed = seed + (trial.number if origin is None else origin)
+        # A confirmation trial (rnnopt/confirm.py) carries its seed and runs unpruned.
+        confirming = confirm_mod.is_confirmation(trial)
+        if confirming:
+            run_seed = int(trial.user_attrs[confirm_mod.SEED_ATTR])
+        config_dict.update(task=task, cell=cell_name, seed=run_seed)
         config = TrainConfig(**config_dict)
         trial.set_user_attr("cell", cell_name)
 
@@ -129,7 +134,7 @@ def make_objective(
             if value is None or not math.isfinite(value):
                 return False  # the trainer itself stops diverged runs
             trial.report(float(value), step)
-            if trial.should_prune():
+            if not confirming and trial.should_prune():
                 state["reason"] = f"pruned by the pruner at step {step} ({metric}={value:.4g})"
                 return True
             return False

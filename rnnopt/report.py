@@ -36,6 +36,7 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, TrialState
 
+from rnnopt import confirm as confirm_mod
 from rnnopt import paper
 from rnnopt.db import normalize_url
 from rnnopt.errors import ConfigError, StorageError
@@ -69,6 +70,8 @@ class Group:
     metric: str
     studies: list[str] = field(default_factory=list)
     trials: list[FrozenTrial] = field(default_factory=list)
+    # Retrained best settings (rnnopt/confirm.py); never part of the search's trials above.
+    confirmations: list[FrozenTrial] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -214,7 +217,10 @@ def load_groups(
             )
             if summary.study_name not in group.studies:
                 group.studies.append(summary.study_name)
-            group.trials.append(trial)
+            if confirm_mod.is_confirmation(trial):
+                group.confirmations.append(trial)
+            else:
+                group.trials.append(trial)
     return groups
 
 
@@ -457,6 +463,11 @@ def _sections(report: Report, plots: dict[str, list[Path]], out: Path) -> list[t
     sections: list[tuple[str, Any]] = []
     sections.append(("Table 1: best validation value per cell and task (paper in brackets)",
                      table1_rows(report)))
+    confirmed = confirm_mod.report_rows(report.groups, report.tasks, report.cells)
+    if confirmed[1]:
+        sections.append(("Confirmation: each cell's best setting retrained with new seeds (mean "
+                         "and 95% interval; a difference from the best cell is real only when "
+                         "its interval excludes zero)", confirmed))
     lines = [r for t in report.tasks if (r := _rank_agreement(report, t))]
     ptb = report.groups
     ptb_rows = []

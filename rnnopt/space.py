@@ -91,6 +91,7 @@ STUDY_KEYS = (
     "pruner",
     "n_trials",
     "max_steps",
+    "confirm",
     "timeout",
     "seed",
     "study_name",

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rnnopt import confirm as confirm_mod
 from rnnopt import space as space_mod
 from rnnopt._cli import (
     add_plugin_option,
@@ -99,6 +100,7 @@ class Plan:
     command: str
     eval_interval: int
     extra: dict[str, Any] = field(default_factory=dict)
+    confirm: int = 0  # confirmation seeds per cell's best setting (rnnopt/confirm.py)
 
 
 def _csv(text: str) -> list[str]:
@@ -120,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="trials per study, total across restarts (default: the study file's, else "
         f"{DEFAULT_N_TRIALS})",
+    )
+    p.add_argument(
+        "--confirm",
+        type=int,
+        metavar="K",
+        help="after the search, retrain each cell's best setting with K new seeds (trials of "
+        "their own, not counted in --n-trials; default: the study file's, else 0)",
     )
     p.add_argument("--timeout", type=float, help="stop claiming new trials after SECONDS")
     p.add_argument(
@@ -225,6 +234,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
     max_steps = _check_int(
         "--max-steps", _pick(args.max_steps, fs.get("max_steps"), DEFAULT_MAX_STEPS), 1
     )
+    confirm = _check_int("--confirm", _pick(args.confirm, fs.get("confirm"), 0), 0)
     workers = _workers(args.workers, args.device)
     heartbeat = _check_int("--heartbeat", args.heartbeat, 1)
     max_retry = _check_int("--max-retry", args.max_retry, 0)
@@ -327,6 +337,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
         max_retry=max_retry,
         command=command,
         eval_interval=eval_interval,
+        confirm=confirm,
     )
 
 
@@ -415,7 +426,10 @@ def _attrs(plan: Plan, sd: StudyDef) -> dict[str, Any]:
         "rnnopt.cell": sd.cell,
         "rnnopt.mode": sd.mode,
         "rnnopt.space": sd.space_json,
-        "rnnopt.budget": json.dumps({"n_trials": plan.n_trials, "max_steps": plan.max_steps}),
+        "rnnopt.budget": json.dumps(
+            {"n_trials": plan.n_trials, "max_steps": plan.max_steps}
+            | ({"confirm": plan.confirm} if plan.confirm else {})
+        ),
         "rnnopt.version": rnnopt.__version__,
         "rnnopt.metric": sd.metric,
         "rnnopt.direction": sd.direction,
@@ -487,11 +501,12 @@ def _write_note(study: Any) -> None:
 
 
 def _slots_used(trials: Sequence[Any]) -> int:
-    """Trials that count toward --n-trials: all but those replaced by a retry."""
-    replaced = {
-        t.system_attrs["retry_history"][-1] for t in trials if t.system_attrs.get("retry_history")
-    }
-    return sum(1 for t in trials if t.number not in replaced)
+    """Trials that count toward --n-trials: all but those replaced by a retry and the
+    confirmation trials."""
+    replaced = confirm_mod.replaced_trials(trials)
+    return sum(
+        1 for t in trials if t.number not in replaced and not confirm_mod.is_confirmation(t)
+    )
 
 
 def _requeue(study: Any, trial_id: int, max_retry: int) -> None:
@@ -527,19 +542,27 @@ class _Interrupted(Exception):
 def _progress_line(sd: StudyDef, trials: Sequence[Any], n_trials: int) -> str:
     from optuna.trial import TrialState
 
-    done = [t for t in trials if t.state.is_finished()]
+    replaced = confirm_mod.replaced_trials(trials)
+    counted = [t for t in trials if t.number not in replaced]
+    search = [t for t in counted if not confirm_mod.is_confirmation(t)]
+    done = [t for t in search if t.state.is_finished()]
     complete = [t for t in done if t.state == TrialState.COMPLETE and t.value is not None]
     pruned = sum(t.state == TrialState.PRUNED for t in done)
-    failed = sum(t.state == TrialState.FAIL for t in done) - (len(trials) - _slots_used(trials))
+    failed = sum(t.state == TrialState.FAIL for t in done)
     best = "-"
     if complete:
         pick = max if sd.direction == "maximize" else min
         b = pick(complete, key=lambda t: t.value)
         best = f"{b.value:.4g} (trial {b.number})"
-    return (
-        f"{sd.name}: {len(done) - (len(trials) - _slots_used(trials))}/{n_trials} done, "
-        f"{pruned} pruned, {max(0, failed)} failed, best {sd.metric} {best}"
+    line = (
+        f"{sd.name}: {len(done)}/{n_trials} done, "
+        f"{pruned} pruned, {failed} failed, best {sd.metric} {best}"
     )
+    confirming = [t for t in counted if confirm_mod.is_confirmation(t)]
+    if confirming:
+        finished = sum(t.state.is_finished() for t in confirming)
+        line += f"; confirmation {finished}/{len(confirming)} done"
+    return line
 
 
 def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | None = None) -> None:
@@ -596,6 +619,11 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
                     trials = study.get_trials(deepcopy=False)
                     waiting = any(t.state == TrialState.WAITING for t in trials)
                     if _slots_used(trials) >= plan.n_trials and not waiting:
+                        if plan.confirm and confirm_mod.top_up(
+                            study, trials, sd.cells, search=sd.mode == "search",
+                            direction=sd.direction, k=plan.confirm, seed=plan.seed,
+                        ):  # fmt: skip
+                            continue  # the search is done: claim its confirmation trials
                         pending |= any(t.state == TrialState.RUNNING for t in trials)
                         break
                     trial = study.ask()
@@ -704,17 +732,30 @@ def summary_table(plan: Plan) -> str:
     tasks = list(dict.fromkeys(sd.task for sd in plan.studies))
     cells = list(dict.fromkeys(c for sd in plan.studies for c in sd.cells))
     best: dict[tuple[str, str], tuple[float, int, int]] = {}
+    confirmed: dict[str, dict[str, confirm_mod.Confirmation]] = {}
     for sd in plan.studies:
         trials = optuna.load_study(study_name=sd.name, storage=storage).get_trials(deepcopy=False)
         pick = max if sd.direction == "maximize" else min
+        tops = confirm_mod.best_search_trials(
+            trials, sd.cells, search=sd.mode == "search", direction=sd.direction
+        )
         for cell in sd.cells:
-            mine = [t for t in trials if sd.mode == "compare" or t.params.get("cell") == cell]
+            mine = [
+                t for t in trials
+                if (sd.mode == "compare" or t.params.get("cell") == cell)
+                and not confirm_mod.is_confirmation(t)
+            ]  # fmt: skip
             values = [
                 t.value for t in mine if t.state == TrialState.COMPLETE and t.value is not None
             ]
             done = sum(t.state.is_finished() for t in mine)
             pruned = sum(t.state == TrialState.PRUNED for t in mine)
             best[(cell, sd.task)] = (pick(values) if values else math.nan, done, pruned)
+            conf = confirm_mod.confirmation_of(tops[cell], trials) if cell in tops else None
+            if conf is not None:
+                confirmed.setdefault(sd.task, {})[cell] = conf
+    direction = {sd.task: sd.direction for sd in plan.studies}
+    verdicts = {t: confirm_mod.compare_cells(c, direction[t]) for t, c in confirmed.items()}
     metrics = {
         sd.task: f"{sd.metric} ({'max' if sd.direction == 'maximize' else 'min'})"
         for sd in plan.studies
@@ -728,11 +769,15 @@ def summary_table(plan: Plan) -> str:
                 row.append("")
                 continue
             v, done, pruned = best[(cell, t)]
-            row.append(
+            text = (
                 f"{v:.4f}  [{done} trials, {pruned} pruned]"
                 if not math.isnan(v)
                 else f"-  [{done} trials, {pruned} pruned]"
             )
+            conf = confirmed.get(t, {}).get(cell)
+            if conf is not None:
+                text += "  " + confirm_mod.describe(conf, verdicts[t].get(cell))
+            row.append(text)
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]

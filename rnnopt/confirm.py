@@ -1,0 +1,240 @@
+"""Confirmation seeds: each cell's best setting retrained with K new seeds (``--confirm K``).
+
+The best-of value over a search is what the paper reports, and it is biased upward by luck: the
+best of N noisy runs. After a study's search holds its ``--n-trials``, the best setting of each
+cell is enqueued K more times with fixed parameters and a new training seed. They are ordinary
+trials of the same study (claimed by any worker, heartbeated, retried from their checkpoint
+after a crash), told apart by the user attributes
+
+- ``confirm_of``: the number of the search trial whose setting they retrain;
+- ``confirm_seed``: their training seed (``seed + CONFIRM_SEED_OFFSET + i``, i = 0..K-1: the
+  same K seeds for every cell, none of them a search trial's seed).
+
+They never count toward ``--n-trials``, are never pruned, and the report shows their mean with a
+95% interval beside the best-of value (docs/studies.md, "Confirmation seeds").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "CONFIRM_ATTR",
+    "CONFIRM_SEED_OFFSET",
+    "SEED_ATTR",
+    "Confirmation",
+    "best_search_trials",
+    "compare_cells",
+    "confirmation_of",
+    "describe",
+    "is_confirmation",
+    "replaced_trials",
+    "report_rows",
+    "summarize",
+    "top_up",
+]
+
+CONFIRM_ATTR = "confirm_of"
+SEED_ATTR = "confirm_seed"
+# Search trials train with seed + trial number; confirmation seeds start far above those.
+CONFIRM_SEED_OFFSET = 1_000_000
+LEVEL = 0.95
+
+
+def is_confirmation(trial: Any) -> bool:
+    """True for a confirmation trial (frozen or live)."""
+    return CONFIRM_ATTR in trial.user_attrs
+
+
+def replaced_trials(trials: Sequence[Any]) -> set[int]:
+    """Numbers of the trials replaced by a retry (the last entry of a retry's history)."""
+    return {
+        t.system_attrs["retry_history"][-1] for t in trials if t.system_attrs.get("retry_history")
+    }
+
+
+def _value_ok(trial: Any) -> bool:
+    from optuna.trial import TrialState
+
+    return trial.state == TrialState.COMPLETE and trial.value is not None and math.isfinite(
+        trial.value
+    )
+
+
+def best_search_trials(
+    trials: Sequence[Any], cells: Sequence[str], *, search: bool, direction: str
+) -> dict[str, Any]:
+    """The best completed search trial of each cell (compare mode: ``cells`` is one cell)."""
+    pick = max if direction == "maximize" else min
+    out = {}
+    for cell in cells:
+        mine = [
+            t for t in trials
+            if _value_ok(t) and not is_confirmation(t)
+            and (not search or t.params.get("cell") == cell)
+        ]  # fmt: skip
+        if mine:
+            out[cell] = pick(mine, key=lambda t: t.value)
+    return out
+
+
+def top_up(
+    study: Any,
+    trials: Sequence[Any],
+    cells: Sequence[str],
+    *,
+    search: bool,
+    direction: str,
+    k: int,
+    seed: int,
+) -> int:
+    """Enqueue the confirmation trials that the current best settings still lack; return how
+    many were enqueued. Call it under the study's lock, once the search is done (no search
+    trial RUNNING or WAITING); it is idempotent, so a rerun after a crash (or with a larger K)
+    enqueues only what is missing."""
+    from optuna.trial import TrialState
+
+    if k <= 0:
+        return 0
+    if any(
+        t.state in (TrialState.RUNNING, TrialState.WAITING) and not is_confirmation(t)
+        for t in trials
+    ):
+        return 0
+    replaced = replaced_trials(trials)
+    added = 0
+    for best in best_search_trials(trials, cells, search=search, direction=direction).values():
+        have = {
+            t.user_attrs.get(SEED_ATTR)
+            for t in trials
+            if t.user_attrs.get(CONFIRM_ATTR) == best.number and t.number not in replaced
+        }
+        for i in range(k):
+            s = seed + CONFIRM_SEED_OFFSET + i
+            if s in have:
+                continue
+            study.enqueue_trial(best.params, user_attrs={CONFIRM_ATTR: best.number, SEED_ATTR: s})
+            added += 1
+    return added
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The confirmation of one cell's best setting: values over the seeds that finished."""
+
+    best_value: float  # the search's best-of value (what the paper reports)
+    values: tuple[float, ...]  # completed confirmation runs
+    n_runs: int  # confirmation trials finished in any state (diverged ones have no value)
+    mean: float
+    low: float  # 95% interval of the mean (Student t over the seeds); NaN with < 2 values
+    high: float
+
+
+def confirmation_of(best: Any, trials: Sequence[Any]) -> Confirmation | None:
+    """The confirmation runs of the search trial ``best`` among ``trials`` (None if none)."""
+    replaced = replaced_trials(trials)
+    mine = [
+        t for t in trials
+        if t.user_attrs.get(CONFIRM_ATTR) == best.number and t.number not in replaced
+        and t.state.is_finished()
+    ]  # fmt: skip
+    if not mine:
+        return None
+    values = tuple(float(t.value) for t in mine if _value_ok(t))
+    mean, low, high = summarize(values)
+    return Confirmation(float(best.value), values, len(mine), mean, low, high)
+
+
+def summarize(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean and its 95% Student-t interval (NaN bounds with fewer than two values)."""
+    if not values:
+        return math.nan, math.nan, math.nan
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    from scipy import stats
+
+    sem = stats.sem(values)
+    if sem == 0:
+        return mean, mean, mean
+    low, high = stats.t.interval(LEVEL, len(values) - 1, loc=mean, scale=sem)
+    return mean, float(low), float(high)
+
+
+def compare_cells(
+    confirmed: Mapping[str, Confirmation], direction: str
+) -> dict[str, str]:
+    """Per cell, against the cell with the best confirmed mean: ``"best"``, ``"worse"`` when the
+    95% Welch interval of the difference of means excludes zero, else ``"within noise"``
+    (``"too few seeds"`` below two values on either side)."""
+    from scipy import stats
+
+    usable = {c: v for c, v in confirmed.items() if v.values}
+    if not usable:
+        return {}
+    pick = max if direction == "maximize" else min
+    top = pick(usable, key=lambda c: usable[c].mean)
+    out = {}
+    for cell, conf in usable.items():
+        if cell == top:
+            out[cell] = "best"
+            continue
+        a, b = usable[top].values, conf.values
+        if len(a) < 2 or len(b) < 2:
+            out[cell] = "too few seeds"
+            continue
+        if max(a) == min(a) and max(b) == min(b):
+            out[cell] = "worse" if a[0] != b[0] else "within noise"
+            continue
+        interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(LEVEL)
+        out[cell] = "worse" if interval.low > 0 or interval.high < 0 else "within noise"
+    return out
+
+
+def describe(conf: Confirmation, verdict: str | None = None) -> str:
+    """``confirm 0.4512 [0.4401, 0.4623] (3/3 seeds; within noise)``: mean, 95% interval."""
+    if not conf.values:
+        return f"confirm - (0/{conf.n_runs} seeds finished with a value)"
+    interval = (
+        f" [{conf.low:.4f}, {conf.high:.4f}]" if math.isfinite(conf.low) else " [one seed]"
+    )
+    tail = f"; {verdict}" if verdict else ""
+    return f"confirm {conf.mean:.4f}{interval} ({len(conf.values)}/{conf.n_runs} seeds{tail})"
+
+
+def report_rows(
+    groups: Mapping[tuple[str, str], Any], tasks: Sequence[str], cells: Sequence[str]
+) -> tuple[list[str], list[list[str]]]:
+    """The report's confirmation table: per task and cell the search's best-of value, the
+    confirmation mean with its 95% interval, and the verdict against the best confirmed cell.
+    ``groups`` are report.Group objects (``best``, ``confirmations``, ``direction``)."""
+    from rnnopt import paper
+
+    header = ["task", "cell", "best of search", "paper", "seeds", "mean", "95% interval",
+              "against the best cell"]  # fmt: skip
+    rows = []
+    for task in tasks:
+        confirmed = {}
+        direction = "maximize"
+        for cell in cells:
+            g = groups.get((task, cell))
+            if g is None or g.best is None or not g.confirmations:
+                continue
+            conf = confirmation_of(g.best, g.confirmations)
+            if conf is not None:
+                confirmed[cell] = conf
+                direction = g.direction
+        verdicts = compare_cells(confirmed, direction)
+        for cell, conf in confirmed.items():
+            theirs = paper.paper_value(cell, task)
+            rows.append([
+                task, cell, f"{conf.best_value:.4g}", "–" if theirs is None else f"{theirs:g}",
+                f"{len(conf.values)}/{conf.n_runs}",
+                f"{conf.mean:.4g}" if conf.values else "–",
+                f"[{conf.low:.4g}, {conf.high:.4g}]" if math.isfinite(conf.low) else "–",
+                verdicts.get(cell, "no value"),
+            ])  # fmt: skip
+    return header, rows
