@@ -17,8 +17,8 @@ from typing import Any
 
 import optuna
 
-from rnnopt.db import normalize_url
 from rnnopt.errors import ConfigError, StorageError
+from rnnopt.storage import DEFAULT_URL, existing_storage, mask_url
 
 __all__ = ["main", "note_markdown", "write_notes", "write_study_note"]
 
@@ -86,15 +86,14 @@ def write_notes(storage: str | optuna.storages.BaseStorage, *, overwrite: bool =
     return written
 
 
-def _storage(url: str) -> optuna.storages.BaseStorage:
+def _storage(url: str | None) -> optuna.storages.BaseStorage:
+    url = existing_storage(url)
     try:
-        return optuna.storages.RDBStorage(normalize_url(url))
-    except StorageError:
-        raise
+        return optuna.storages.RDBStorage(url)
     except Exception as exc:
         text = str(exc).strip().splitlines()
         raise StorageError(
-            f"cannot open storage {url!r}: {text[0] if text else type(exc).__name__}"
+            f"cannot open storage {mask_url(url)!r}: {text[0] if text else type(exc).__name__}"
         ) from exc
 
 
@@ -104,7 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m rnnopt.dashboard", description="Serve optuna-dashboard on 127.0.0.1."
     )
-    parser.add_argument("--storage", required=True, help="SQLAlchemy URL of the Optuna database")
+    parser.add_argument(
+        "--storage", help=f"SQLAlchemy URL of the Optuna database (default {DEFAULT_URL}, as study)"
+    )
     parser.add_argument("--artifacts", help="directory of the file-system artifact store")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--no-notes", action="store_true",

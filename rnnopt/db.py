@@ -194,15 +194,19 @@ def drop_views(url: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from rnnopt._cli import add_plugin_option, setup_logging
+    from rnnopt.storage import DEFAULT_URL, existing_storage
 
     parser = argparse.ArgumentParser(prog="python -m rnnopt.db", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     views = sub.add_parser("views", help="install (or drop) the rnnopt SQL views")
-    views.add_argument("--storage", required=True, help="SQLAlchemy URL of the Optuna database")
+    views.add_argument(
+        "--storage", help=f"SQLAlchemy URL of the Optuna database (default {DEFAULT_URL}, as study)"
+    )
     views.add_argument("--drop", action="store_true", help="remove the views instead")
     views.add_argument("--force", action="store_true", help="recreate even if current")
     args = add_plugin_option(parser).parse_args(argv)
     setup_logging()
+    args.storage = existing_storage(args.storage)
     if args.drop:
         drop_views(args.storage)
         logger.info("dropped rnnopt views")

@@ -38,8 +38,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from rnnopt import confirm as confirm_mod
 from rnnopt import paper
-from rnnopt.db import normalize_url
 from rnnopt.errors import ConfigError, StorageError
+from rnnopt.storage import DEFAULT_URL, existing_storage, mask_url
 
 __all__ = [
     "Group",
@@ -47,6 +47,7 @@ __all__ = [
     "build_report",
     "load_groups",
     "main",
+    "markdown_table",
     "write_report",
 ]
 
@@ -168,20 +169,20 @@ def _float_attr(trial: FrozenTrial, key: str) -> float | None:
     return None
 
 
-def _open_storage(url: str) -> optuna.storages.BaseStorage:
+def _open_storage(url: str | None) -> optuna.storages.BaseStorage:
+    """The existing storage at ``url`` (None: the study's default), opened for reading."""
+    url = existing_storage(url)
     try:
-        return optuna.storages.RDBStorage(normalize_url(url))
-    except StorageError:
-        raise
+        return optuna.storages.RDBStorage(url)
     except Exception as exc:  # driver / SQLAlchemy errors become one line
         text = str(exc).strip().splitlines()
         raise StorageError(
-            f"cannot open storage {url!r}: {text[0] if text else type(exc).__name__}"
+            f"cannot open storage {mask_url(url)!r}: {text[0] if text else type(exc).__name__}"
         ) from exc
 
 
 def load_groups(
-    storage_url: str, tasks: Sequence[str] | None = None
+    storage_url: str | None, tasks: Sequence[str] | None = None
 ) -> dict[tuple[str, str], Group]:
     """Group every trial of every rnnopt study at ``storage_url`` by (task, cell)."""
     storage = _open_storage(storage_url)
@@ -190,7 +191,10 @@ def load_groups(
         if "rnnopt.task" in s.user_attrs
     ]
     if not summaries:
-        raise StorageError(f"no rnnopt studies in {storage_url!r} (no study has rnnopt.task)")
+        raise StorageError(
+            f"no rnnopt studies in {mask_url(storage_url or DEFAULT_URL)!r} "
+            "(no study has rnnopt.task)"
+        )
     available = sorted({str(s.user_attrs["rnnopt.task"]) for s in summaries})
     if tasks:
         unknown = [t for t in tasks if t not in available]
@@ -359,7 +363,7 @@ def _cell_order(cells: Iterable[str]) -> list[str]:
 
 
 def build_report(
-    storage_url: str,
+    storage_url: str | None,
     *,
     tasks: Sequence[str] | None = None,
     min_trials: int = 10,
@@ -400,7 +404,7 @@ def build_report(
             "has an unclear unit (higher is better): compare orderings, not values"
         )
     return Report(
-        storage=storage_url, groups=groups, tasks=ordered_tasks,
+        storage=mask_url(existing_storage(storage_url)), groups=groups, tasks=ordered_tasks,
         cells=_cell_order(c for _, c in groups), importance=imp, importance_method=importance,
         ablation=_ablation(groups), warnings=_warnings(groups, min_trials), notes=notes,
         min_trials=min_trials,
@@ -506,15 +510,21 @@ def _sections(report: Report, plots: dict[str, list[Path]], out: Path) -> list[t
     return sections
 
 
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A GitHub-flavoured markdown table (with its ``|---|`` row); ``|`` in cells escaped."""
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(header), "|" + "---|" * len(header), *map(line, rows)])
+
+
 def _to_markdown(sections: list[tuple[str, Any]], storage: str) -> str:
     out = ["# rnnopt report", "", f"Storage: `{storage}`", ""]
     for title, content in sections:
         out += [f"## {title}", ""]
         if isinstance(content, tuple):
-            header, rows = content
-            out.append("| " + " | ".join(header) + " |")
-            out.append("|" + "---|" * len(header))
-            out += ["| " + " | ".join(r) + " |" for r in rows]
+            out.append(markdown_table(*content))
         elif "lines" in content:
             out += [f"- {line}" for line in content["lines"]]
         else:
@@ -674,7 +684,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m rnnopt.report",
         description="Table 1 beside the paper, importance, ablations and plots for rnnopt studies.",
     )
-    parser.add_argument("--storage", required=True, help="SQLAlchemy URL of the Optuna database")
+    parser.add_argument(
+        "--storage", help=f"SQLAlchemy URL of the Optuna database (default {DEFAULT_URL}, as study)"
+    )
     parser.add_argument("--task", action="append", help="only this task (repeatable)")
     parser.add_argument("--format", choices=FORMATS, default="html", dest="fmt")
     parser.add_argument("--out", default="report", help="output directory (default: report)")
@@ -688,10 +700,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = build_report(args.storage, tasks=args.task, min_trials=args.min_trials,
                           importance=args.importance)
     files = write_report(report, args.out, fmt=args.fmt, plots=not args.no_plots)
-    header, rows = table1_rows(report)
-    print("| " + " | ".join(header) + " |")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print(markdown_table(*table1_rows(report)))
     for warning in report.warnings:
         print(f"warning: {warning}")
     print(f"wrote {len(files)} files to {args.out}")

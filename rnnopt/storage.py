@@ -32,6 +32,7 @@ __all__ = [
     "artifact_store",
     "check_url",
     "default_artifact_dir",
+    "existing_storage",
     "mask_url",
     "normalize_url",
     "open_storage",
@@ -162,6 +163,18 @@ def check_url(url: str) -> None:
         ) from None
     finally:
         engine.dispose()
+
+
+def existing_storage(url: str | None) -> str:
+    """The normalised URL of a storage that must exist already (reading never creates one);
+    ``None`` means the default, the same as the study's (:data:`DEFAULT_URL`)."""
+    normalized = normalize_url(url)
+    path = sqlite_path(normalized)
+    if path is not None and not path.is_file():
+        hint = "" if url else " (the default storage: run a study here first, or pass --storage)"
+        raise StorageError(f"no SQLite database at {path}{hint}")
+    check_url(normalized)
+    return normalized
 
 
 def open_storage(

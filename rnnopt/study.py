@@ -34,6 +34,7 @@ from rnnopt._cli import (
     run_cli,
     setup_logging,
 )
+from rnnopt.attrs import json_value
 from rnnopt.errors import ConfigError, StorageError
 
 __all__ = ["PRUNERS", "SAMPLERS", "Plan", "StudyDef", "build_parser", "main", "make_plan"]
@@ -425,17 +426,17 @@ def _attrs(plan: Plan, sd: StudyDef) -> dict[str, Any]:
         "rnnopt.task": sd.task,
         "rnnopt.cell": sd.cell,
         "rnnopt.mode": sd.mode,
-        "rnnopt.space": sd.space_json,
-        "rnnopt.budget": json.dumps(
-            {"n_trials": plan.n_trials, "max_steps": plan.max_steps}
-            | ({"confirm": plan.confirm} if plan.confirm else {})
-        ),
+        "rnnopt.space": json.loads(sd.space_json),
+        "rnnopt.budget": {"n_trials": plan.n_trials, "max_steps": plan.max_steps}
+        | ({"confirm": plan.confirm} if plan.confirm else {}),
         "rnnopt.version": rnnopt.__version__,
         "rnnopt.metric": sd.metric,
         "rnnopt.direction": sd.direction,
         "rnnopt.command": plan.command,
-        "rnnopt.train": space_mod.canonical_json(
-            {k: v for k, v in sd.base.items() if k not in ("device", "data_dir")}
+        "rnnopt.train": json.loads(
+            space_mod.canonical_json(
+                {k: v for k, v in sd.base.items() if k not in ("device", "data_dir")}
+            )
         ),
     }
 
@@ -456,7 +457,8 @@ def prepare_studies(plan: Plan) -> None:
             f"pass another --study-name prefix to start a new study, or delete it with "
             f"`optuna delete-study --study-name {sd.name} --storage URL`"
         )
-        if attrs.get("rnnopt.space") not in (None, sd.space_json):
+        stored_space = json_value(attrs.get("rnnopt.space"))
+        if stored_space is not None and space_mod.canonical_json(stored_space) != sd.space_json:
             raise StorageError(
                 f"study {sd.name!r} in {plan.masked_url} has a different search space; {hint}"
             )
@@ -464,7 +466,7 @@ def prepare_studies(plan: Plan) -> None:
             raise StorageError(
                 f"study {sd.name!r} has direction {attrs['rnnopt.direction']}; {hint}"
             )
-        budget = json.loads(attrs.get("rnnopt.budget") or "{}")
+        budget = json_value(attrs.get("rnnopt.budget")) or {}
         if budget.get("max_steps") not in (None, plan.max_steps):
             raise StorageError(
                 f"study {sd.name!r} was run with --max-steps {budget['max_steps']}, not "

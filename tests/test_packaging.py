@@ -29,6 +29,10 @@ def test_the_wheel_ships_sql_and_studies_and_uses_them(tmp_path: Path) -> None:
     for folder, pattern in (("sql", "*.sql"), ("studies", "*.toml")):
         for source in (REPO / folder).glob(pattern):
             assert f"rnnopt/{folder}/{source.name}" in names
+    # The console script `rnnopt` (rnnopt study|report|dashboard|db|tasks|evolve).
+    (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "[console_scripts]\nrnnopt = rnnopt.__main__:main" in scripts
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     # The installed copy, run away from any checkout, reads its own files.

@@ -3,7 +3,6 @@ a plug-in cell's searchable option searched by a study; bad ``--plugin`` values.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -117,8 +116,8 @@ def test_entry_point_plugin_runs_a_study_and_searches_the_cell_option(tmp_path: 
     scales = [t.params["scale"] for t in trials]
     assert all(0.25 <= s <= 4.0 for s in scales) and len(set(scales)) == 2
     assert all(t.user_attrs["stop_reason"] == "finished" for t in trials)
-    stored = json.loads(optuna.load_study(study_name="sine/scaled-rnn",
-                                          storage=f"sqlite:///{db}").user_attrs["rnnopt.space"])
+    stored = optuna.load_study(study_name="sine/scaled-rnn",
+                               storage=f"sqlite:///{db}").user_attrs["rnnopt.space"]
     assert stored["params"]["scale"] == {"type": "float", "low": 0.25, "high": 4.0, "log": True}
     listed = _run("rnnopt.tasks", ["list"], tmp_path, _env(site))
     assert listed.returncode == 0 and "sine" in listed.stdout

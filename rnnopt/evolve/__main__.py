@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import multiprocessing as mp
 import os
@@ -13,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rnnopt._cli import add_plugin_option, run_cli, setup_logging
+from rnnopt.attrs import json_value
 from rnnopt.errors import ConfigError
 from rnnopt.evolve.search import Confirm, Evolution, SearchConfig, run_worker
 from rnnopt.tasks import parse_option
@@ -218,7 +218,7 @@ def confirm(argv: list[str]) -> int:
     url = existing_storage(args.storage)
     stored = load_run(url, args.run)[0].user_attrs
     config = SearchConfig.from_identity(
-        json.loads(stored["rnnopt.evolve"]), run=args.run, device=args.device
+        json_value(stored["rnnopt.evolve"]), run=args.run, device=args.device
     )
     plan = Confirm(_targets(url, args.run, args.top, args.cell), args.rounds)
     for g in plan.genomes:

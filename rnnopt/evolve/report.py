@@ -19,6 +19,7 @@ from rnnopt.evolve.known import (
     shared_pairs,
 )
 from rnnopt.evolve.search import collect_results
+from rnnopt.storage import existing_storage
 
 __all__ = ["GenomeScore", "existing_storage", "find_runs", "format_report", "load_run", "scores"]
 
@@ -47,16 +48,6 @@ def find_runs(storage: str | optuna.storages.BaseStorage) -> list[str]:
     return sorted(
         n.split("/")[1] for n in summaries if n.startswith("evolve/") and n.endswith("/genomes")
     )
-
-
-def existing_storage(storage: str) -> str:
-    """The normalised URL of a storage that must exist already (reading never creates one)."""
-    storage = st.normalize_url(storage)
-    path = st.sqlite_path(storage)
-    if path is not None and not path.is_file():
-        raise StorageError(f"no SQLite database at {path}")
-    st.check_url(storage)
-    return storage
 
 
 def load_run(

@@ -50,6 +50,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_s
 from optuna.trial import FrozenTrial, TrialState
 
 from rnnopt import storage as st
+from rnnopt.attrs import json_value
 from rnnopt.errors import ConfigError, StorageError
 from rnnopt.evolve.genome import Genome, parse
 from rnnopt.evolve.known import KNOWN_TEXTS, Results, known, paired_best, paired_score
@@ -346,9 +347,9 @@ class Evolution:
 
     # -- infrastructure -----------------------------------------------------------------------
     def _check_identity(self) -> None:
-        ident = json.dumps(self.config.identity(), sort_keys=True)
+        ident = json.loads(json.dumps(self.config.identity(), sort_keys=True))
         for study in (self.genomes, self.evals):
-            stored = study.user_attrs.get("rnnopt.evolve")
+            stored = json_value(study.user_attrs.get("rnnopt.evolve"))
             if stored is None:
                 study.set_user_attr("rnnopt.evolve", ident)
                 study.set_user_attr("rnnopt.mode", "evolve")
@@ -356,7 +357,7 @@ class Evolution:
                 study.set_user_attr("rnnopt.metric", "accuracy")
                 study.set_user_attr("rnnopt.direction", "maximize")
             elif stored != ident:
-                old, new = json.loads(stored), self.config.identity()
+                old, new = stored, self.config.identity()
                 # A run stored before an option existed resumes with that option at its default.
                 diff = sorted(
                     k

@@ -200,8 +200,8 @@ def test_known_cells_as_seeds_join_the_population(sqlite_url: str) -> None:
     main([*argv, "--tasks", "memorize", "--seeds", "gru,mut3", "--storage", sqlite_url,
           "--run", "sd", "--generations", "0"])  # fmt: skip
     ev = Evolution(sqlite_url, SearchConfig.from_identity(
-        json.loads(optuna.load_study(study_name="evolve/sd/genomes", storage=sqlite_url)
-                   .user_attrs["rnnopt.evolve"])))  # fmt: skip
+        optuna.load_study(study_name="evolve/sd/genomes", storage=sqlite_url)
+        .user_attrs["rnnopt.evolve"]))  # fmt: skip
     kinds = {t.user_attrs["genome"]: (t.user_attrs["kind"], t.user_attrs["status"])
              for t in ev.steps()}  # fmt: skip
     population = {g for _, g in ev.population()}
@@ -333,7 +333,7 @@ def test_adam_and_task_options_reach_the_trainer(sqlite_url: str) -> None:
     assert all(t.params["lr"] in (0.001, 0.002, 0.003, 0.005, 0.01) for t in done)
     assert all(t.user_attrs["stop_reason"] == "finished" for t in done)
     genomes = optuna.load_study(study_name="evolve/adam/genomes", storage=sqlite_url)
-    stored = json.loads(genomes.user_attrs["rnnopt.evolve"])
+    stored = genomes.user_attrs["rnnopt.evolve"]  # a JSON value, not a JSON string
     assert stored["optimizer"] == "adam" and stored["patience"] == 3
     assert stored["task_options"] == [["xml", "stream", True]]
     with pytest.raises(ConfigError, match="optimizer"):

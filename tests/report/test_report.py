@@ -88,8 +88,9 @@ def test_report_cli(filled_sqlite: str, tmp_path: Path, capsys: pytest.CaptureFi
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--storage", "nonsense"], "error: bad storage URL 'nonsense': expected "
-                                    "sqlite:///FILE, postgresql://... or mysql://..."),
+        (["--storage", "nonsense"], "error: bad storage URL 'nonsense'; expected "
+                                    "sqlite:///PATH, postgresql://USER@HOST/DB or "
+                                    "mysql://USER@HOST/DB"),
         (["--task", "music"], "error: unknown task 'music': this storage has studies for arith, "
                               "ptb, xml"),
         (["--format", "md", "--min-trials", "1"], "error: min_trials must be at least 2, got 1"),
