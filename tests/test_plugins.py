@@ -368,3 +368,11 @@ def test_the_study_file_key_is_refused_without_the_plugin(tmp_path: Path) -> Non
     """What the issue saw: without the plug-in, ``scale`` is unknown, and says what is allowed."""
     with pytest.raises(ConfigError, match=r"unknown space key\(s\) scale.*allowed: lr"):
         space.parse_space({"scale": {}})
+
+
+def test_the_documented_example_is_the_tested_one() -> None:
+    """docs/your-data.md shows examples/plugin in full; both must stay the same."""
+    doc = (REPO / "docs" / "your-data.md").read_text()
+    for name, fence in (("pyproject.toml", "toml"), (f"{MODULE}.py", "python")):
+        text = (EXAMPLE / name).read_text().rstrip("\n")
+        assert f"```{fence}\n{text}\n```" in doc, f"docs/your-data.md no longer shows {name}"

@@ -52,7 +52,7 @@ class Sine(rnnopt.tasks.ExampleTask):
 
     name = "sine"
     description = "next value of a sine wave (regression, MSE)"
-    input_kind = "multihot"   # float vectors of input_size values per step
+    input_kind = "real"       # input_size floats per step ("tokens": ids < input_size)
     input_size = 1
     output_size = 1
     metric = "mse"            # real-valued targets; also reports mae

@@ -5,9 +5,10 @@ A subclass sets ``name``, ``description``, ``input_kind``, ``input_size``, ``out
 ``info`` and ``sample`` come from here. Every example is ``(inputs, targets)`` or
 ``(inputs, targets, scored)`` of one sequence of ``T`` steps:
 
-    inputs   tokens:   T ints in [0, input_size)          multihot: T x input_size floats
+    inputs   tokens:   T ints in [0, input_size)     real (or multihot): T x input_size floats
+                                                     (T floats when input_size is 1)
     targets  accuracy / nll / perplexity: T class ids in [0, output_size)
-             mse / mae:                   T x output_size floats
+             mse / mae:                   T x output_size floats (T when output_size is 1)
     scored   the step indices whose prediction counts (default: every step)
 
 Batching (as for the music sets): ``B`` examples side by side, padded to the longest of them
@@ -34,7 +35,7 @@ from rnnopt.tasks._base import SPLITS, Batch, Task
 
 CLASS_METRICS = {"accuracy": "maximize", "nll": "minimize", "perplexity": "minimize"}
 VALUE_METRICS = {"mse": "minimize", "mae": "minimize"}
-INPUT_KINDS = ("tokens", "multihot")
+INPUT_KINDS = ("tokens", "real", "multihot")
 
 
 class ExampleTask(Task):
@@ -107,7 +108,7 @@ class ExampleTask(Task):
         if not isinstance(example, tuple | list) or len(example) not in (2, 3):
             raise DataError(f"{where}: expected (inputs, targets) or (inputs, targets, scored)")
         try:
-            if self.input_kind == "tokens":
+            if self.input_kind == "tokens":  # real and multihot: float vectors
                 inputs = torch.as_tensor(example[0], dtype=torch.long)
             else:
                 inputs = torch.as_tensor(example[0], dtype=torch.float32)
@@ -115,7 +116,7 @@ class ExampleTask(Task):
             targets = torch.as_tensor(example[1], dtype=kind)
         except (TypeError, ValueError, RuntimeError) as exc:
             raise DataError(f"{where}: inputs and targets must be numbers ({exc})") from None
-        if self.input_kind == "multihot" and inputs.dim() == 1 and self.input_size == 1:
+        if self.input_kind != "tokens" and inputs.dim() == 1 and self.input_size == 1:
             inputs = inputs.unsqueeze(-1)
         if not self._classes and targets.dim() == 1 and self.output_size == 1:
             targets = targets.unsqueeze(-1)
@@ -152,6 +153,12 @@ class ExampleTask(Task):
                 raise DataError(f"{where}: scored {scored!r} must be step indices in [0, {steps})")
             mask[scored] = True
         return inputs, targets, mask
+
+    def check_data(self, *, batch_size: int, unroll: int) -> None:
+        """Read and check every split's examples now (before a study starts)."""
+        self.check_batching(batch_size, unroll)
+        for split in SPLITS:
+            self._split(split)
 
     # --- batches --------------------------------------------------------------------------
 
