@@ -376,3 +376,19 @@ def test_the_documented_example_is_the_tested_one() -> None:
     for name, fence in (("pyproject.toml", "toml"), (f"{MODULE}.py", "python")):
         text = (EXAMPLE / name).read_text().rstrip("\n")
         assert f"```{fence}\n{text}\n```" in doc, f"docs/your-data.md no longer shows {name}"
+
+
+def test_builtin_lstm_structure_flags_are_searchable() -> None:
+    """The LSTM family declares peepholes and both activations: `peepholes = {}` searches
+    true/false for the LSTMs only, and the value reaches the built cell."""
+    sp = space.parse_space({"peepholes": {}, "output_activation": False})
+    resolved = sp.resolved(["lstm", "gru"], grid_mode=False, search=True)
+    assert resolved["params"]["peepholes"] == {
+        "type": "categorical", "choices": [True, False], "only_cells": ["lstm"]}
+    assert resolved["params"]["output_activation"]["value"] is False
+    _, options = train_settings({"peepholes": True, "output_activation": False}, "lstm",
+                                cells.spec("lstm"))
+    cell = cells.build("lstm", 3, 4, **options)
+    assert "p_i" in cell.equation_parameters() and not cell.flags.output_activation
+    with pytest.raises(ConfigError, match=r"space.peepholes: 'yes'"):
+        space.parse_space({"peepholes": "yes"})

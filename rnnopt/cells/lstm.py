@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from rnnopt.cells import _kernels
 from rnnopt.cells._base import RecurrentCell, State, check_flag, check_forget_bias
 from rnnopt.cells._kernels import LSTMFlags
-from rnnopt.cells._registry import register
+from rnnopt.cells._registry import CellOption, register
 from rnnopt.errors import ConfigError
 
 __all__ = ["LSTMCell"]
@@ -208,11 +208,20 @@ _OPTIONS = (
 )
 
 
+# Structural variants a study may search per LSTM-family cell (`peepholes = {}` in [space]); the
+# gates have their own `gates = [...]` ablation and the forget bias its own parameter.
+_SEARCHABLE = tuple(
+    CellOption(flag, choices=(True, False))
+    for flag in ("peepholes", "input_activation", "output_activation")
+)
+
+
 def _lstm(name: str, description: str, **defaults: object) -> None:
     register(
         name,
         options=_OPTIONS,
         gates=_GATES,
+        searchable=_SEARCHABLE,
         defaults=defaults,
         has_forget_bias=defaults.get("forget_gate", True) and not defaults.get("coupled_gates"),
         description=description,
