@@ -392,3 +392,22 @@ def test_builtin_lstm_structure_flags_are_searchable() -> None:
     assert "p_i" in cell.equation_parameters() and not cell.flags.output_activation
     with pytest.raises(ConfigError, match=r"space.peepholes: 'yes'"):
         space.parse_space({"peepholes": "yes"})
+
+
+def test_the_console_script_passes_plugin_to_its_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rnnopt.__main__ import main
+
+    monkeypatch.setenv(plugins.ENV, "")
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    try:
+        assert main(["tasks", "info", "--task", "sine", "--plugin", MODULE]) == 0
+        assert "metric: mse" in capsys.readouterr().out
+    finally:
+        cells.unregister("scaled-rnn")
+        tasks.unregister("sine")
+        sys.modules.pop(MODULE, None)
+        plugins._loaded.discard(MODULE)
+    assert main(["study", "--plugin", "rnnopt_no_such_plugin"]) == 2
+    assert "--plugin 'rnnopt_no_such_plugin'" in capsys.readouterr().err
