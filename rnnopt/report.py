@@ -38,6 +38,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from rnnopt import confirm as confirm_mod
 from rnnopt import paper
+from rnnopt import stats as rnnopt_stats
 from rnnopt.errors import ConfigError, StorageError
 from rnnopt.storage import DEFAULT_URL, existing_storage, mask_url
 
@@ -57,6 +58,7 @@ FORMATS = ("md", "html", "csv")
 IMPORTANCE_METHODS = ("fanova", "ped-anova", "mdi")
 GATE_PARAMS = ("input_gate", "output_gate", "forget_gate")
 LSTM_ABLATIONS = ("lstm-i", "lstm-o", "lstm-f", "lstm-b")
+ALL_CELLS = "all cells"  # the importance row of a task's trials pooled, the cell a parameter
 # A best value within this fraction of its range (log-scaled for log ranges) is "at the edge".
 EDGE_FRACTION = 0.02
 
@@ -124,6 +126,8 @@ class Report:
     warnings: list[str]
     notes: list[str]
     min_trials: int
+    # The in-memory studies the importance was computed on (for Optuna's importance plot).
+    importance_studies: dict[tuple[str, str], optuna.Study] = field(default_factory=dict)
 
     def leaderboard(self) -> list[dict[str, Any]]:
         rows = []
@@ -240,16 +244,26 @@ def _evaluator(method: str) -> optuna.importance.BaseImportanceEvaluator:
     )
 
 
-def _importance(group: Group, method: str) -> dict[str, float]:
-    """Hyperparameter importance over the group's completed trials (cell parameter dropped)."""
-    study = optuna.create_study(direction=group.direction)
-    for t in group.complete:
+def _trial_study(
+    pairs: Sequence[tuple[str, FrozenTrial]], direction: str, *, with_cell: bool
+) -> optuna.Study:
+    """An in-memory study of completed trials (for Optuna's importance and plots); with
+    ``with_cell`` the cell becomes a categorical parameter, so that trials of several cells
+    (one task's compare studies) are one study."""
+    cells = sorted({c for c, _ in pairs})
+    study = optuna.create_study(direction=direction)
+    for cell, t in pairs:
         params = {k: v for k, v in t.params.items() if k != "cell"}
-        study.add_trial(optuna.trial.create_trial(
-            params=params,
-            distributions={k: t.distributions[k] for k in params},
-            value=t.value,
-        ))
+        dists = {k: t.distributions[k] for k in params}
+        if with_cell:
+            params["cell"], dists["cell"] = cell, CategoricalDistribution(cells)
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists,
+                                                  value=t.value))
+    return study
+
+
+def _importance(study: optuna.Study, method: str) -> dict[str, float]:
+    """Normalised hyperparameter importance over ``study``'s completed trials."""
     importances = optuna.importance.get_param_importances(
         study, evaluator=_evaluator(method), normalize=True
     )
@@ -299,36 +313,42 @@ def _warnings(groups: dict[tuple[str, str], Group], min_trials: int) -> list[str
     return out
 
 
+def _ablation_row(
+    g: Group, factor: str, cell: str, level_a: str, a: list[float], level_b: str, b: list[float]
+) -> dict[str, Any]:
+    best_a, best_b = _best(a, g.direction), _best(b, g.direction)
+    verdict, interval = rnnopt_stats.effect(a, b, g.direction)
+    return {
+        "task": g.task, "cell": cell, "factor": factor,
+        "level_a": f"{level_a} (n={len(a)})", "best_a": best_a,
+        "level_b": f"{level_b} (n={len(b)})", "best_b": best_b,
+        "delta": best_b - best_a, "interval": interval, "effect": verdict,
+    }
+
+
 def _ablation(groups: dict[tuple[str, str], Group]) -> list[dict[str, Any]]:
+    """b against a per factor; ``effect`` is better/worse only when the 95% bootstrap interval
+    of the difference of best values (trials resampled) excludes zero (rnnopt.stats)."""
     rows: list[dict[str, Any]] = []
     tasks = sorted({task for task, _ in groups})
     for task in tasks:
         base = groups.get((task, "lstm"))
-        base_best = None if base is None or base.best is None else base.best.value
+        if base is None or not base.complete:
+            continue
+        base_values = [t.value for t in base.complete]
         for variant in LSTM_ABLATIONS:
             g = groups.get((task, variant))
-            if g is None or g.best is None or base_best is None:
+            if g is None or not g.complete:
                 continue
-            delta = g.best.value - base_best
-            rows.append({
-                "task": task, "cell": variant, "factor": "cell vs lstm",
-                "level_a": "lstm", "best_a": base_best, "level_b": variant,
-                "best_b": g.best.value, "delta": delta,
-                "effect": _effect(g, g.best.value, base_best),
-            })
-    for (task, cell), g in sorted(groups.items()):
+            rows.append(_ablation_row(g, "cell vs lstm", variant, "lstm", base_values, variant,
+                                      [t.value for t in g.complete]))
+    for (_, cell), g in sorted(groups.items()):
         done = g.complete
         for gate in GATE_PARAMS:
             on = [t.value for t in done if t.params.get(gate) is True]
             off = [t.value for t in done if t.params.get(gate) is False]
             if on and off:
-                b_on, b_off = _best(on, g.direction), _best(off, g.direction)
-                rows.append({
-                    "task": task, "cell": cell, "factor": gate,
-                    "level_a": f"True (n={len(on)})", "best_a": b_on,
-                    "level_b": f"False (n={len(off)})", "best_b": b_off,
-                    "delta": b_off - b_on, "effect": _effect(g, b_off, b_on),
-                })
+                rows.append(_ablation_row(g, gate, cell, "True", on, "False", off))
         fb = [(t.params["forget_bias"], t.value) for t in done
               if isinstance(t.params.get("forget_bias"), int | float)]
         if len({v for v, _ in fb}) >= 2:
@@ -336,24 +356,13 @@ def _ablation(groups: dict[tuple[str, str], Group]) -> list[dict[str, Any]]:
             low = [val for v, val in fb if v <= cut]
             high = [val for v, val in fb if v > cut]
             if low and high:
-                b_low, b_high = _best(low, g.direction), _best(high, g.direction)
-                rows.append({
-                    "task": task, "cell": cell, "factor": "forget_bias",
-                    "level_a": f"<= {cut:g} (n={len(low)})", "best_a": b_low,
-                    "level_b": f"> {cut:g} (n={len(high)})", "best_b": b_high,
-                    "delta": b_high - b_low, "effect": _effect(g, b_high, b_low),
-                })
+                rows.append(_ablation_row(g, "forget_bias", cell, f"<= {cut:g}", low,
+                                          f"> {cut:g}", high))
     return rows
 
 
 def _best(values: Iterable[float], direction: str) -> float:
     return max(values) if direction == "maximize" else min(values)
-
-
-def _effect(g: Group, b: float, a: float) -> str:
-    if a == b:
-        return "same"
-    return "better" if g.better(b, a) else "worse"
 
 
 def _cell_order(cells: Iterable[str]) -> list[str]:
@@ -379,22 +388,33 @@ def build_report(
     groups = load_groups(storage_url, tasks)
     notes: list[str] = []
     imp: dict[tuple[str, str], dict[str, float]] = {}
-    for key, g in sorted(groups.items()):
-        if len(g.complete) < min_trials:
+    imp_studies: dict[tuple[str, str], optuna.Study] = {}
+    candidates = {key: ([(g.cell, t) for t in g.complete], g) for key, g in groups.items()}
+    # Across the cells of a task (the cell a parameter): the default study's 3 trials per
+    # cell are too few per cell, but its ten cells together are not.
+    for task in sorted({t for t, _ in groups}):
+        mine = [g for (t, _), g in sorted(groups.items()) if t == task]
+        if len(mine) > 1:
+            pairs = [(g.cell, t) for g in mine for t in g.complete]
+            candidates[(task, ALL_CELLS)] = (pairs, mine[0])
+    for key, (pairs, g) in sorted(candidates.items()):
+        name = f"{key[0]}/{key[1]}"
+        if len(pairs) < min_trials:
             notes.append(
-                f"{g.key}: importance not computed ({len(g.complete)} completed trials, "
+                f"{name}: importance not computed ({len(pairs)} completed trials, "
                 f"need {min_trials})"
             )
             continue
         try:
-            values = _importance(g, importance)
+            study = _trial_study(pairs, g.direction, with_cell=key[1] == ALL_CELLS)
+            values = _importance(study, importance)
         except (ValueError, RuntimeError) as exc:
-            notes.append(f"{g.key}: importance not computed ({exc})")
+            notes.append(f"{name}: importance not computed ({exc})")
             continue
         if values:
-            imp[key] = values
+            imp[key], imp_studies[key] = values, study
         else:
-            notes.append(f"{g.key}: importance not computed (no parameter varies)")
+            notes.append(f"{name}: importance not computed (no parameter varies)")
     all_tasks = sorted({t for t, _ in groups})
     ordered_tasks = [t for t in paper.TABLE1_TASKS if t in all_tasks]
     ordered_tasks += [t for t in all_tasks if t not in ordered_tasks]
@@ -406,6 +426,7 @@ def build_report(
     return Report(
         storage=mask_url(existing_storage(storage_url)), groups=groups, tasks=ordered_tasks,
         cells=_cell_order(c for _, c in groups), importance=imp, importance_method=importance,
+        importance_studies=imp_studies,
         ablation=_ablation(groups), warnings=_warnings(groups, min_trials), notes=notes,
         min_trials=min_trials,
     )
@@ -427,21 +448,27 @@ def _safe(name: str) -> str:
 
 
 def _rank_agreement(report: Report, task: str) -> str | None:
-    """Kendall's tau between our cell ordering and the paper's on one task (>= 3 shared cells)."""
-    pairs = []
+    """Kendall's tau between our cell ordering and the paper's on one task, with its 95%
+    bootstrap interval over each cell's trials; a line saying why when it cannot have one."""
+    samples, theirs, cells = [], [], []
     for cell in report.cells:
         g = report.groups.get((task, cell))
-        ours = None if g is None or g.best is None else g.best.value
-        theirs = paper.paper_value(cell, task)
-        if ours is not None and theirs is not None:
-            # Both as "higher is better"; the paper's Table 1 is accuracy throughout.
-            pairs.append((ours if g.direction == "maximize" else -ours, theirs))
-    if len(pairs) < 3:
+        value = paper.paper_value(cell, task)
+        if g is not None and g.complete and value is not None:
+            samples.append([t.value for t in g.complete])
+            theirs.append(value)  # the paper's Table 1 is "higher is better" throughout
+            cells.append(cell)
+            direction = g.direction
+    if len(samples) < 3:
         return None
-    from scipy.stats import kendalltau
-
-    tau = kendalltau([a for a, _ in pairs], [b for _, b in pairs]).statistic
-    return f"{task}: Kendall tau of our ordering vs the paper's over {len(pairs)} cells = {tau:.2f}"
+    result = rnnopt_stats.rank_correlation_interval(samples, theirs, direction)
+    if result is None:
+        few = [c for c, s in zip(cells, samples, strict=True) if len(s) < 2]
+        why = f"cells with one completed trial ({', '.join(few)})" if few else "no spread"
+        return f"{task}: rank correlation with the paper not given: {why} leave no interval"
+    tau, low, high = result
+    return (f"{task}: Kendall tau of our ordering vs the paper's over {len(samples)} cells = "
+            f"{tau:.2f} (95% interval {low:.2f} to {high:.2f}, bootstrap over trials)")
 
 
 def table1_rows(report: Report) -> tuple[list[str], list[list[str]]]:
@@ -498,8 +525,9 @@ def _sections(report: Report, plots: dict[str, list[Path]], out: Path) -> list[t
                          (["task/cell", *names], rows)))
     if report.ablation:
         cols = ["task", "cell", "factor", "level_a", "best_a", "level_b", "best_b", "delta",
-                "effect"]
-        sections.append(("Ablations (effect of b relative to a)",
+                "interval", "effect"]
+        sections.append(("Ablations (b against a: better or worse only when the 95% bootstrap "
+                         "interval of the difference of best values excludes zero)",
                          (cols, [[_fmt(r[c]) for c in cols] for r in report.ablation])))
     sections.append(("Warnings", {"lines": report.warnings or ["none"]}))
     if report.notes:
@@ -564,77 +592,148 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) -
     return path
 
 
+PLOT_SIZE = (10.0, 6.0)  # inches at PLOT_DPI: 1000 x 600 pixels
+PLOT_DPI = 100
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=PLOT_DPI)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def _curves(report: Report, task: str, path: Path) -> Path | None:
+    """Every cell's validation curves in one figure, one panel per cell, shared axes."""
+    import matplotlib.pyplot as plt
+
+    cells = [c for c in report.cells if (g := report.groups.get((task, c)))
+             and any(t.intermediate_values for t in g.trials)]
+    if not cells:
+        return None
+    ncols = min(5, len(cells))
+    nrows = math.ceil(len(cells) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False,
+                             figsize=(max(PLOT_SIZE[0], 3.2 * ncols), 1.0 + 2.8 * nrows))
+    metric = "value"
+    for ax, cell in zip(axes.flat, cells, strict=False):
+        g = report.groups[(task, cell)]
+        metric, best = g.metric, g.best
+        for t in g.trials:
+            steps = sorted(t.intermediate_values)
+            is_best = best is not None and t.number == best.number and t in g.complete
+            ax.plot(steps, [t.intermediate_values[s] for s in steps],
+                    color="tab:red" if is_best else "tab:blue", alpha=1.0 if is_best else 0.35,
+                    linewidth=2 if is_best else 1)
+        ax.set_title(f"{cell} ({len(g.trials)} trials)", fontsize="medium")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(cells):]:
+        ax.set_visible(False)
+    fig.supxlabel("training step")
+    fig.supylabel(f"validation {metric}")
+    fig.suptitle(f"{task}: validation curves per cell (best trial in red)")
+    return _save(fig, path)
+
+
+def _cell_studies(report: Report, task: str) -> list[optuna.Study]:
+    """One in-memory study per cell of ``task``, named after the cell (for Optuna's plots)."""
+    studies = []
+    for cell in report.cells:
+        g = report.groups.get((task, cell))
+        if g is None or not g.complete:
+            continue
+        study = _trial_study([(cell, t) for t in sorted(g.complete, key=lambda t: t.number)],
+                             g.direction, with_cell=False)
+        study.study_name = cell  # the legend label of optuna's multi-study plots
+        studies.append(study)
+    return studies
+
+
+def _compute(report: Report, task: str, path: Path) -> Path | None:
+    """Best value so far against training steps spent, one line per cell."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=PLOT_SIZE)
+    metric = "value"
+    for i, cell in enumerate(report.cells):
+        g = report.groups.get((task, cell))
+        if g is None or not g.complete:
+            continue
+        metric = g.metric
+        spent, xs, ys, best = 0, [], [], None
+        for t in sorted(g.trials, key=lambda t: (t.datetime_start is None, t.datetime_start,
+                                                 t.number)):
+            spent += _int_attr(t, "steps")
+            if t in g.complete and (best is None or g.better(t.value, best)):
+                best = t.value
+            if best is not None:
+                xs.append(spent)
+                ys.append(best)
+        ax.step(xs, ys, where="post", label=cell, color=plt.get_cmap("tab10")(i % 10))
+    if not ax.lines:
+        plt.close(fig)
+        return None
+    ax.set(title=f"{task}: best validation {metric} vs training steps",
+           xlabel="training steps spent (all trials)", ylabel=f"best {metric}")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def write_plots(report: Report, out: Path) -> dict[str, list[Path]]:
-    """Validation curves, best value vs compute and importance bars as PNG files under out/plots."""
+    """PNG plots under out/plots: per task, every cell's validation curves on shared axes,
+    Optuna's optimization history and EDF of all cells on one axis each, best value vs compute;
+    Optuna's importance plot per importance row."""
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as optuna_plots
 
     plot_dir = out / "plots"
     plot_dir.mkdir(parents=True, exist_ok=True)
-    made: dict[str, list[Path]] = {"Validation curves": [], "Best value vs compute": [],
-                                   "Importance": []}
-    for (task, cell), g in sorted(report.groups.items()):
-        curves = [t for t in g.trials if t.intermediate_values]
-        if not curves:
-            continue
-        best = g.best
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for t in curves:
-            steps = sorted(t.intermediate_values)
-            is_best = best is not None and t.number == best.number
-            ax.plot(steps, [t.intermediate_values[s] for s in steps],
-                    color="C3" if is_best else "C0", alpha=1.0 if is_best else 0.35,
-                    linewidth=2 if is_best else 1)
-        ax.set(title=f"{task}/{cell}: validation curves ({len(curves)} trials)",
-               xlabel="training step", ylabel=f"validation {g.metric}")
-        fig.tight_layout()
-        path = plot_dir / f"curves_{_safe(task)}_{_safe(cell)}.png"
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
-        made["Validation curves"].append(path)
-    for task in report.tasks:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        drawn = False
-        for i, cell in enumerate(report.cells):
-            g = report.groups.get((task, cell))
-            if g is None or not g.complete:
-                continue
-            spent, xs, ys, best = 0, [], [], None
-            for t in sorted(g.trials, key=lambda t: (t.datetime_start is None, t.datetime_start,
-                                                     t.number)):
-                spent += _int_attr(t, "steps")
-                if t in g.complete and (best is None or g.better(t.value, best)):
-                    best = t.value
-                if best is not None:
-                    xs.append(spent)
-                    ys.append(best)
-            ax.step(xs, ys, where="post", label=cell, color=f"C{i % 10}")
-            drawn = True
-        if not drawn:
-            plt.close(fig)
-            continue
-        metric = next((g.metric for (t, _), g in report.groups.items() if t == task), "value")
-        ax.set(title=f"{task}: best validation {metric} vs training steps",
-               xlabel="training steps spent (all trials)", ylabel=f"best {metric}")
-        ax.legend(fontsize="small")
-        fig.tight_layout()
-        path = plot_dir / f"compute_{_safe(task)}.png"
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
-        made["Best value vs compute"].append(path)
-    for (task, cell), values in sorted(report.importance.items()):
-        names = list(values)[::-1]
-        fig, ax = plt.subplots(figsize=(6, 0.5 * len(names) + 1.5))
-        ax.barh(names, [values[n] for n in names], color="C2")
-        ax.set(title=f"{task}/{cell}: importance ({report.importance_method})",
-               xlabel="importance (normalised)")
-        fig.tight_layout()
-        path = plot_dir / f"importance_{_safe(task)}_{_safe(cell)}.png"
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
-        made["Importance"].append(path)
+    made: dict[str, list[Path]] = {"Validation curves": [], "Optimization history": [],
+                                   "Empirical distribution of the validation value": [],
+                                   "Best value vs compute": [], "Importance": []}
+
+    def keep(kind: str, path: Path | None) -> None:
+        if path is not None:
+            made[kind].append(path)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for task in report.tasks:
+            with plt.style.context("default"):  # optuna's plots switch to the ggplot style
+                keep("Validation curves",
+                     _curves(report, task, plot_dir / f"curves_{_safe(task)}.png"))
+            studies = _cell_studies(report, task)
+            if studies:
+                metric = report.groups[(task, studies[0].study_name)].metric
+                for kind, plot, name in (
+                    ("Optimization history", optuna_plots.plot_optimization_history, "history"),
+                    ("Empirical distribution of the validation value", optuna_plots.plot_edf,
+                     "edf"),
+                ):
+                    ax = plot(studies, target_name=f"validation {metric}")
+                    ax.figure.set_size_inches(*PLOT_SIZE)
+                    ax.set_title(f"{task}: {ax.get_title()} ({len(studies)} cells)")
+                    keep(kind, _save(ax.figure, plot_dir / f"{name}_{_safe(task)}.png"))
+            with plt.style.context("default"):
+                keep("Best value vs compute",
+                     _compute(report, task, plot_dir / f"compute_{_safe(task)}.png"))
+        for (task, cell), study in sorted(report.importance_studies.items()):
+            ax = optuna_plots.plot_param_importances(
+                study, evaluator=_evaluator(report.importance_method)
+            )
+            n_params = len(report.importance[(task, cell)])
+            ax.figure.set_size_inches(PLOT_SIZE[0], 1.5 + 0.5 * n_params)
+            ax.set_title(f"{task}/{cell}: importance ({report.importance_method})")
+            keep("Importance",
+                 _save(ax.figure, plot_dir / f"importance_{_safe(task)}_{_safe(cell)}.png"))
     return made
 
 
@@ -662,7 +761,7 @@ def write_report(
                                 ["task", "cell", "param", "importance"]))
         files.append(_write_csv(out / "ablation.csv", report.ablation,
                                 ["task", "cell", "factor", "level_a", "best_a", "level_b",
-                                 "best_b", "delta", "effect"]))
+                                 "best_b", "delta", "interval", "effect"]))
         files.append(_write_csv(out / "warnings.csv", [{"warning": w} for w in report.warnings],
                                 ["warning"]))
         return files

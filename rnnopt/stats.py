@@ -1,0 +1,99 @@
+"""Intervals that decide what the report may call a difference: percentile bootstrap
+(``scipy.stats.bootstrap``) over trials, deterministic so that a report reads the same twice.
+
+A difference is ``better``/``worse`` only when its 95% interval excludes zero; otherwise it is
+``within noise`` (``too few trials`` when a side has fewer than two values to resample).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "LEVEL",
+    "best_statistic",
+    "difference_interval",
+    "effect",
+    "rank_correlation_interval",
+]
+
+LEVEL = 0.95
+RESAMPLES = 2000
+_SEED = 0
+
+Statistic = Callable[[np.ndarray], float]
+
+
+def best_statistic(direction: str) -> Statistic:
+    """The best of a sample: its max when maximising, its min when minimising."""
+    return np.max if direction == "maximize" else np.min
+
+
+def _bootstrap(data: tuple[Sequence[float], ...], statistic: Callable[..., float]):
+    from scipy import stats
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # degenerate (constant) resamples are fine here
+        return stats.bootstrap(
+            tuple(np.asarray(d, dtype=float) for d in data),
+            statistic,
+            n_resamples=RESAMPLES,
+            vectorized=False,
+            method="percentile",
+            confidence_level=LEVEL,
+            rng=np.random.default_rng(_SEED),
+        ).confidence_interval
+
+
+def difference_interval(
+    a: Sequence[float], b: Sequence[float], statistic: Statistic
+) -> tuple[float, float] | None:
+    """95% interval of ``statistic(b) - statistic(a)``, trials resampled within each side;
+    None when either side has fewer than two values."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    ci = _bootstrap((a, b), lambda x, y: float(statistic(y) - statistic(x)))
+    return float(ci.low), float(ci.high)
+
+
+def effect(a: Sequence[float], b: Sequence[float], direction: str) -> tuple[str, str]:
+    """(verdict, interval text) for b's best against a's: ``better``/``worse`` when the interval
+    of the difference excludes zero, else ``within noise``; ``too few trials`` under two each."""
+    interval = difference_interval(a, b, best_statistic(direction))
+    if interval is None:
+        return "too few trials", ""
+    low, high = interval
+    text = f"[{low:+.4g}, {high:+.4g}]"
+    if low > 0 or high < 0:
+        higher = low > 0
+        return ("better" if higher == (direction == "maximize") else "worse"), text
+    return "within noise", text
+
+
+def rank_correlation_interval(
+    samples: Sequence[Sequence[float]], reference: Sequence[float], direction: str
+) -> tuple[float, float, float] | None:
+    """Kendall's tau between each sample's best and ``reference`` (higher is better there),
+    with its 95% interval from resampling every sample's trials; None unless there are at
+    least three samples, each with at least two values, and the interval is finite."""
+    from scipy.stats import kendalltau
+
+    if len(samples) < 3 or any(len(s) < 2 for s in samples):
+        return None
+    best = best_statistic(direction)
+    sign = 1.0 if direction == "maximize" else -1.0
+
+    def tau(*resampled: np.ndarray) -> float:
+        ours = [sign * float(best(s)) for s in resampled]
+        return float(kendalltau(ours, reference).statistic)
+
+    point = tau(*map(np.asarray, samples))
+    ci = _bootstrap(tuple(samples), tau)
+    low, high = float(ci.low), float(ci.high)
+    if not all(math.isfinite(x) for x in (point, low, high)):
+        return None
+    return point, low, high
