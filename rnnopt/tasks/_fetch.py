@@ -224,6 +224,15 @@ def fetch(
     base = url_base or os.environ.get(URL_ENV) or DEFAULT_URL_BASE
     if not base.startswith(("http://", "https://")):
         raise ConfigError(f"URL base {base!r} must start with http:// or https://")
-    for key in SETS[name]:
-        _fetch_one(key, root, base, say)
+    keys = SETS[name]
+    folders = [root, *dict.fromkeys((root / SOURCES[k].target).parent for k in keys)]
+    new = [d for d in folders if not d.exists()]
+    try:
+        for key in keys:
+            _fetch_one(key, root, base, say)
+    except BaseException:
+        for folder in reversed(new):  # leave no empty folder behind either
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
     return root
