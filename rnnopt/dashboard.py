@@ -54,6 +54,8 @@ def note_markdown(study_name: str, user_attrs: dict[str, Any]) -> str:
         lines += ["## Budget", "", "```json", _pretty_json(a["rnnopt.budget"]), "```", ""]
     if "rnnopt.space" in a:
         lines += ["## Search space", "", "```json", _pretty_json(a["rnnopt.space"]), "```", ""]
+    if "rnnopt.data" in a:  # the user's files (SHA-256) and the options that shaped them
+        lines += ["## Data", "", "```json", _pretty_json(a["rnnopt.data"]), "```", ""]
     if a.get("rnnopt.command"):
         lines += ["## Reproduce", "", "```sh", str(a["rnnopt.command"]), "```", ""]
     lines += [

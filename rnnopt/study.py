@@ -25,6 +25,7 @@ from typing import Any
 
 from rnnopt import confirm as confirm_mod
 from rnnopt import space as space_mod
+from rnnopt import userdata
 from rnnopt._cli import (
     add_plugin_option,
     cpus,
@@ -72,6 +73,7 @@ class StudyDef:
     base: dict[str, Any]
     metric: str
     direction: str
+    data: str | None = None  # identity of the user's data files (rnnopt.userdata)
 
     @property
     def space_json(self) -> str:
@@ -172,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_RETRY,
         help=f"retries of a trial whose worker died (default {DEFAULT_MAX_RETRY})",
     )
+    userdata.add_arguments(p)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return add_plugin_option(p)
 
@@ -205,6 +208,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
     for t in tasks:
         if t not in task_registry.names():
             raise ConfigError(f"unknown task {t!r}; allowed: {', '.join(task_registry.names())}")
+    cli_task_options = userdata.task_options(args.data, args.task_option, tasks)
     cells = _csv(args.cells) if args.cells else list(fs.get("cells", space_mod.PAPER_CELLS))
     if not cells:
         raise ConfigError("--cells is empty; give at least one cell name")
@@ -273,7 +277,11 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
     for task_name in tasks:
         per_task = dict(sf.task_train.get(task_name, {}))
         size = {k: per_task.pop(k) for k in ("hidden_size", "param_budget") if k in per_task}
-        task_options = {**train.get("task_options", {}), **per_task.pop("task_options", {})}
+        task_options = {
+            **train.get("task_options", {}),
+            **per_task.pop("task_options", {}),
+            **cli_task_options[task_name],
+        }
         task = task_registry.get(task_name, data_dir=args.data_dir, **task_options)
         base = {**train, **per_task, "task_options": task_options}
         base.update(
@@ -298,9 +306,10 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
                 cfg = {**base, **extra, "task": task_name, "cell": c, "seed": seed}
                 cfg["cell_options"] = {**dict(base.get("cell_options", {})), **gates}
                 try:
-                    TrainConfig(**cfg)
+                    config = TrainConfig(**cfg)
                 except TypeError as exc:
                     raise ConfigError(f"bad training settings for {name}: {exc}") from None
+                task.check_data(batch_size=config.batch_size, unroll=config.unroll)
             studies.append(
                 StudyDef(
                     name,
@@ -312,6 +321,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
                     base,
                     task.metric,
                     task.direction,
+                    userdata.identity(task),
                 )
             )
     storage.check_url(url)
@@ -438,6 +448,7 @@ def _attrs(plan: Plan, sd: StudyDef) -> dict[str, Any]:
                 {k: v for k, v in sd.base.items() if k not in ("device", "data_dir")}
             )
         ),
+        **({userdata.DATA_ATTR: sd.data} if sd.data else {}),
     }
 
 
@@ -462,6 +473,7 @@ def prepare_studies(plan: Plan) -> None:
             raise StorageError(
                 f"study {sd.name!r} in {plan.masked_url} has a different search space; {hint}"
             )
+        userdata.check_resume(sd.name, attrs.get(userdata.DATA_ATTR), sd.data, hint)
         if attrs.get("rnnopt.direction") not in (None, sd.direction):
             raise StorageError(
                 f"study {sd.name!r} has direction {attrs['rnnopt.direction']}; {hint}"

@@ -255,7 +255,8 @@ class Text(StreamTask):
         info = self._base_info()
         info["vocabulary_size"] = len(self.vocab)
         info["vocabulary_order"] = "training frequency, descending; ties in code-point order"
-        info["most_frequent"] = self.vocab[:20]
+        info["most_frequent"] = [s.encode("unicode_escape").decode("ascii")
+                                 for s in self.vocab[:20]]  # "\n", not a line break
         info["splits"] = {
             s: {"symbols": int(self.data[s].numel()), "lines": int(self.data[f"{s}_lines"]),
                 "unknown": int(self.data[f"{s}_unknown"])}

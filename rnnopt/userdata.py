@@ -1,0 +1,103 @@
+"""Pointing a study at data: ``--data`` and ``--task-option``, and the data identity it stores.
+
+    --data FILE                    task option data=FILE of the one task given
+    --data TASK=FILE               ... of task TASK (several tasks at once)
+    --task-option KEY=VALUE        a task option of every task given (repeatable)
+    --task-option TASK.KEY=VALUE   ... of task TASK
+
+Values are read as ``rnnopt.tasks.parse_option`` reads them (JSON where it parses, else text).
+A task that reads user files has an ``identity`` (see ``rnnopt.tasks._files``), stored on each
+study as the user attribute ``rnnopt.data`` so that resuming with other data is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from rnnopt.errors import ConfigError
+
+DATA_ATTR = "rnnopt.data"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="[TASK=]FILE",
+        help="your data file, e.g. corpus.txt or series=sensors.csv (task option data; "
+        "repeatable, one per task); see docs/your-data.md",
+    )
+    parser.add_argument(
+        "--task-option",
+        action="append",
+        default=[],
+        metavar="[TASK.]KEY=VALUE",
+        help="a task option, e.g. level=word or text.level=word (repeatable)",
+    )
+
+
+def task_options(data: Sequence[str], options: Sequence[str], tasks: Sequence[str]) -> dict[
+    str, dict[str, Any]
+]:
+    """Per task, the options ``--data`` and ``--task-option`` give it (ConfigError naming a bad
+    flag, a task not in ``tasks``, or an unqualified ``--data`` with several tasks)."""
+    from rnnopt.tasks import parse_option
+
+    out: dict[str, dict[str, Any]] = {t: {} for t in tasks}
+    for text in options:
+        key, value = parse_option(text)
+        task, dot, name = key.partition(".")
+        targets = [task] if dot else list(tasks)
+        if dot and task not in out:
+            raise ConfigError(f"--task-option {text!r}: task {task!r} is not among the tasks "
+                              f"of this study ({', '.join(tasks)})")
+        for t in targets:
+            out[t][name if dot else key] = value
+    for text in data:
+        task, eq, path = text.partition("=")
+        if eq and task in out:
+            if not path:
+                raise ConfigError(f"--data {text!r}: no file after {task}=")
+            out[task]["data"] = path
+        elif len(tasks) == 1:
+            out[tasks[0]]["data"] = text
+        else:
+            raise ConfigError(f"--data {text!r}: several tasks ({', '.join(tasks)}); say which "
+                              f"with --data TASK=FILE")
+    return out
+
+
+def identity(task: Any) -> str | None:
+    """The JSON identity of a task's data (files' SHA-256 and shaping options), or None for a
+    task that reads no user files."""
+    from rnnopt.tasks._files import identity_json
+
+    value = getattr(task, "identity", None)
+    return None if value is None else identity_json(value)
+
+
+def check_resume(name: str, stored: str | None, current: str | None, hint: str) -> None:
+    """StorageError when study ``name`` was run on other data than ``current``."""
+    from rnnopt.errors import StorageError
+
+    if stored is None or stored == current:
+        return
+    import json
+
+    before, now = json.loads(stored), json.loads(current) if current else {}
+    changed = sorted(
+        {*before.get("files", {}), *now.get("files", {})} - {
+            k for k in before.get("files", {})
+            if before["files"].get(k) == now.get("files", {}).get(k)
+        }
+    )
+    options = sorted(
+        k for k in {*before.get("options", {}), *now.get("options", {})}
+        if before.get("options", {}).get(k) != now.get("options", {}).get(k)
+    )
+    what = ", ".join([*(f"{k} file" for k in changed), *(f"option {k}" for k in options)])
+    raise StorageError(f"study {name!r} was run on other data (changed: {what or 'data'}); "
+                       f"resume it with the same files and options, or {hint}")
