@@ -448,7 +448,7 @@ def _attrs(plan: Plan, sd: StudyDef) -> dict[str, Any]:
                 {k: v for k, v in sd.base.items() if k not in ("device", "data_dir")}
             )
         ),
-        **({userdata.DATA_ATTR: sd.data} if sd.data else {}),
+        **({userdata.DATA_ATTR: json.loads(sd.data)} if sd.data else {}),
     }
 
 

@@ -13,6 +13,7 @@ study as the user attribute ``rnnopt.data`` so that resuming with other data is 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -79,25 +80,22 @@ def identity(task: Any) -> str | None:
     return None if value is None else identity_json(value)
 
 
-def check_resume(name: str, stored: str | None, current: str | None, hint: str) -> None:
-    """StorageError when study ``name`` was run on other data than ``current``."""
+def check_resume(name: str, stored: Any, current: str | None, hint: str) -> None:
+    """StorageError when study ``name`` was run on other data than ``current`` (``stored``: the
+    study's ``rnnopt.data`` attribute, a JSON value or, as older databases hold it, a string)."""
+    from rnnopt.attrs import json_value
     from rnnopt.errors import StorageError
 
-    if stored is None or stored == current:
+    before = json_value(stored)
+    now = json.loads(current) if current else {}
+    if before is None or before == now:
         return
-    import json
-
-    before, now = json.loads(stored), json.loads(current) if current else {}
-    changed = sorted(
-        {*before.get("files", {}), *now.get("files", {})} - {
-            k for k in before.get("files", {})
-            if before["files"].get(k) == now.get("files", {}).get(k)
-        }
-    )
-    options = sorted(
-        k for k in {*before.get("options", {}), *now.get("options", {})}
-        if before.get("options", {}).get(k) != now.get("options", {}).get(k)
-    )
+    files_before, files_now = before.get("files", {}), now.get("files", {})
+    changed = sorted(k for k in {*files_before, *files_now}
+                     if files_before.get(k) != files_now.get(k))
+    opts_before, opts_now = before.get("options", {}), now.get("options", {})
+    options = sorted(k for k in {*opts_before, *opts_now}
+                     if opts_before.get(k) != opts_now.get(k))
     what = ", ".join([*(f"{k} file" for k in changed), *(f"option {k}" for k in options)])
     raise StorageError(f"study {name!r} was run on other data (changed: {what or 'data'}); "
                        f"resume it with the same files and options, or {hint}")

@@ -18,7 +18,7 @@ from user_data import write_corpus, write_sensors
 
 from rnnopt import dashboard, userdata
 from rnnopt._cli import run_cli
-from rnnopt.errors import ConfigError
+from rnnopt.errors import ConfigError, StorageError
 from rnnopt.study import main
 
 
@@ -113,7 +113,7 @@ def test_resuming_on_other_data_is_refused_but_moved_files_resume(
             "--cells", "gru", "--workers", "1", "--storage", url, "--task", "text"]
     assert run_cli(main, [*base, "--data", "corpus.txt"]) == 0
     stored = optuna.load_study(study_name="text/gru", storage=url).user_attrs
-    identity = json.loads(stored[userdata.DATA_ATTR])
+    identity = stored[userdata.DATA_ATTR]
     assert identity["options"]["level"] == "char" and len(identity["files"]["train"]) == 64
     capsys.readouterr()
 
@@ -168,7 +168,7 @@ def test_text_and_series_from_files_to_report_and_views(
         (t,) = s.get_trials()
         assert t.state == optuna.trial.TrialState.COMPLETE and math.isfinite(t.value)
         assert s.user_attrs["rnnopt.metric"] == metric
-        assert json.loads(s.user_attrs[userdata.DATA_ATTR])["files"]["train"]
+        assert s.user_attrs[userdata.DATA_ATTR]["files"]["train"]
         assert "## Data" in dashboard.note_markdown(name, s.user_attrs)
 
     _module("rnnopt.db", "views", "--storage", url, cwd=tmp_path)
@@ -188,3 +188,12 @@ def test_text_and_series_from_files_to_report_and_views(
     table = text.split("## Leaderboard")[0]
     for paper_task in ("arith", "xml", "ptb", "PTB", "XML"):  # no paper column for them
         assert paper_task not in table
+
+
+def test_identity_check_reads_string_and_value_attributes() -> None:
+    current = json.dumps({"files": {"train": "ab"}, "options": {"level": "char"}})
+    for stored in (json.loads(current), current, None):
+        userdata.check_resume("text/gru", stored, current, "hint")
+    with pytest.raises(StorageError, match=r"changed: train file, option level\); .* hint"):
+        userdata.check_resume("text/gru", {"files": {"train": "cd"},
+                                           "options": {"level": "word"}}, current, "hint")
