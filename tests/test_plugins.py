@@ -411,3 +411,49 @@ def test_the_console_script_passes_plugin_to_its_commands(
         plugins._loaded.discard(MODULE)
     assert main(["study", "--plugin", "rnnopt_no_such_plugin"]) == 2
     assert "--plugin 'rnnopt_no_such_plugin'" in capsys.readouterr().err
+
+
+PARITY = '''
+import rnnopt.tasks
+
+
+@rnnopt.tasks.register
+class Parity(rnnopt.tasks.ExampleTask):
+    """Running parity of a bit string (accuracy: evolve scores genomes by it)."""
+
+    name = "parity-plugin"
+    description = "running parity of random bits"
+    input_kind = "tokens"
+    input_size = 2
+    output_size = 2
+    metric = "accuracy"
+
+    def examples(self, split):
+        import random
+
+        rng = random.Random(split)
+        out = []
+        for _ in range(24):
+            bits = [rng.randint(0, 1) for _ in range(12)]
+            out.append((bits, [sum(bits[: i + 1]) % 2 for i in range(12)]))
+        return out
+'''
+
+
+@pytest.mark.slow
+def test_evolve_workers_import_the_plugin(tmp_path: Path) -> None:
+    """evolve's spawned workers (--workers 2) evaluate genomes on a task only a --plugin file
+    registers."""
+    plugin = tmp_path / "parity_plugin.py"
+    plugin.write_text(PARITY)
+    db = tmp_path / "ev.db"
+    run = _run("rnnopt.evolve", [
+        "--plugin", str(plugin), "--tasks", "parity-plugin", "--settings", "1",
+        "--max-steps", "4", "--hidden", "6", "--eval-batches", "1", "--batch-size", "3",
+        "--unroll", "10", "--references", "none", "--generations", "0", "--run", "pp",
+        "--workers", "2", "--storage", f"sqlite:///{db}",
+    ], tmp_path, _env())  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    evals = _trials(db, "evolve/pp/evaluations")
+    done = [t for t in evals if t.state.name == "COMPLETE"]
+    assert len(done) == 2 and all(t.user_attrs["stop_reason"] == "finished" for t in done)
