@@ -1,6 +1,7 @@
 """Search spaces: the paper's grids, continuous ranges, and readable TOML study files.
 
-A study file (``studies/*.toml``) has up to four tables::
+A study file (``studies/*.toml``) has up to six tables (``[sampler]`` and ``[pruner]``: the
+chosen sampler's and pruner's options, rnnopt/samplers.py)::
 
     [study]            # defaults for the command-line options (the command line wins)
     tasks = ["xml"]    # or task = "xml"
@@ -403,6 +404,8 @@ class StudyFile:
     train: dict[str, Any]
     task_train: dict[str, dict[str, Any]]
     space: Space
+    sampler: dict[str, Any] = field(default_factory=dict)  # options (rnnopt/samplers.py)
+    pruner: dict[str, Any] = field(default_factory=dict)
 
 
 _TRAIN_KEYS = (
@@ -472,12 +475,15 @@ def load_study_file(name: str) -> StudyFile:
     except OSError as exc:
         raise ConfigError(f"cannot read study file {source}: {exc.strerror}") from None
     where = _where(source)
-    unknown = sorted(set(doc) - {"study", "train", "space", "description"})
+    tables = ("study", "train", "space", "sampler", "pruner", "description")
+    unknown = sorted(set(doc) - set(tables))
     if unknown:
         raise ConfigError(
-            f"unknown table(s) {', '.join(unknown)}{where}; "
-            "allowed: study, train, space, description"
+            f"unknown table(s) {', '.join(unknown)}{where}; allowed: {', '.join(tables)}"
         )
+    for kind in ("sampler", "pruner"):  # their keys are checked against the chosen one
+        if not isinstance(doc.get(kind, {}), dict):
+            raise ConfigError(f"[{kind}] must be a table{where}")
     study = doc.get("study", {})
     if not isinstance(study, dict):
         raise ConfigError(f"[study] must be a table{where}")
@@ -500,4 +506,7 @@ def load_study_file(name: str) -> StudyFile:
     train = _check_train({k: v for k, v in train_raw.items() if k not in per_task}, where, "train")
     task_train = {t: _check_train(v, where, f"train.{t}", True) for t, v in per_task.items()}
     space = parse_space(doc.get("space", {}), source)
-    return StudyFile(source, dict(study), train, task_train, space)
+    return StudyFile(
+        source, dict(study), train, task_train, space,
+        sampler=dict(doc.get("sampler", {})), pruner=dict(doc.get("pruner", {})),
+    )  # fmt: skip

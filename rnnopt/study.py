@@ -37,13 +37,19 @@ from rnnopt._cli import (
 )
 from rnnopt.attrs import json_value
 from rnnopt.errors import ConfigError, StorageError
+from rnnopt.samplers import (
+    PRUNERS,
+    SAMPLERS,
+    check_options,
+    make_pruner,
+    make_sampler,
+    startup_text,
+)
 
 __all__ = ["PRUNERS", "SAMPLERS", "Plan", "StudyDef", "build_parser", "main", "make_plan"]
 
 logger = logging.getLogger(__name__)
 
-SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "paper")
-PRUNERS = ("hyperband", "successive-halving", "median", "percentile", "none")
 MODES = ("compare", "search")
 
 # Without --study-file this study file sets the budget (calibrated on a 2-core CPU, see
@@ -104,6 +110,8 @@ class Plan:
     eval_interval: int
     extra: dict[str, Any] = field(default_factory=dict)
     confirm: int = 0  # confirmation seeds per cell's best setting (rnnopt/confirm.py)
+    sampler_options: dict[str, Any] = field(default_factory=dict)  # [sampler] (samplers.py)
+    pruner_options: dict[str, Any] = field(default_factory=dict)  # [pruner]
 
 
 def _csv(text: str) -> list[str]:
@@ -240,6 +248,8 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
         "--max-steps", _pick(args.max_steps, fs.get("max_steps"), DEFAULT_MAX_STEPS), 1
     )
     confirm = _check_int("--confirm", _pick(args.confirm, fs.get("confirm"), 0), 0)
+    sampler_options = check_options("sampler", sampler, sf.sampler, sf.path)
+    pruner_options = check_options("pruner", pruner, sf.pruner, sf.path)
     workers = _workers(args.workers, args.device)
     heartbeat = _check_int("--heartbeat", args.heartbeat, 1)
     max_retry = _check_int("--max-retry", args.max_retry, 0)
@@ -257,6 +267,9 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
         args.eval_interval, train.pop("eval_interval", None), max(1, max_steps // 10)
     )
     eval_interval = _check_int("--eval-interval", eval_interval, 1)
+    # Build them once now: values Optuna refuses (reduction_factor = 1, ...) fail before a study.
+    make_sampler(sampler, None, n_trials=n_trials, options=sampler_options)
+    make_pruner(pruner, max_steps=max_steps, eval_interval=eval_interval, options=pruner_options)
     space = sf.space
     if "hidden_size" not in space.params and "param_budget" not in space.params:
         space.params["hidden_size"] = space_mod.Param(
@@ -349,6 +362,8 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
         command=command,
         eval_interval=eval_interval,
         confirm=confirm,
+        sampler_options=sampler_options,
+        pruner_options=pruner_options,
     )
 
 
@@ -386,47 +401,6 @@ def _probe_values(resolved: dict[str, Any], cell: str) -> dict[str, Any]:
 
 
 # --- samplers, pruners, studies ---------------------------------------------------------------
-
-
-def make_sampler(name: str, seed: int | None) -> Any:
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if name == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-        if name in ("random", "paper"):
-            return optuna.samplers.RandomSampler(seed=seed)
-        if name == "gp":
-            return optuna.samplers.GPSampler(seed=seed)
-        if name == "cmaes":
-            return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-        if name == "qmc":
-            return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
-    raise ConfigError(f"unknown sampler {name!r}; allowed: {', '.join(SAMPLERS)}")
-
-
-def make_pruner(name: str, *, max_steps: int, eval_interval: int) -> Any:
-    """Pruners measure resources in training steps (the intermediate values' keys)."""
-    import optuna
-
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(
-            min_resource=eval_interval, max_resource=max_steps, reduction_factor=3
-        )
-    if name == "successive-halving":
-        return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=eval_interval, reduction_factor=3
-        )
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=eval_interval)
-    if name == "percentile":
-        return optuna.pruners.PercentilePruner(
-            25.0, n_startup_trials=2, n_warmup_steps=eval_interval
-        )
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise ConfigError(f"unknown pruner {name!r}; allowed: {', '.join(PRUNERS)}")
 
 
 def _attrs(plan: Plan, sd: StudyDef) -> dict[str, Any]:
@@ -603,9 +577,13 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
             loaded[sd.name] = optuna.load_study(
                 study_name=sd.name,
                 storage=storage,
-                sampler=make_sampler(plan.sampler, sampler_seed),
+                sampler=make_sampler(
+                    plan.sampler, sampler_seed, n_trials=plan.n_trials,
+                    options=plan.sampler_options,
+                ),
                 pruner=make_pruner(
-                    plan.pruner, max_steps=plan.max_steps, eval_interval=plan.eval_interval
+                    plan.pruner, max_steps=plan.max_steps, eval_interval=plan.eval_interval,
+                    options=plan.pruner_options,
                 ),
             )
         return loaded[sd.name]
@@ -816,6 +794,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"studies:   {', '.join(sd.name for sd in plan.studies)} "
         f"({plan.n_trials} trials each, {plan.max_steps} steps per trial, sampler "
         f"{plan.sampler}, pruner {plan.pruner})",
+        flush=True,
+    )
+    print(
+        f"sampling:  {startup_text(plan.sampler, plan.n_trials, plan.sampler_options)}",
         flush=True,
     )
     _run_workers(plan, progress)
