@@ -18,7 +18,7 @@ from typing import Any
 import optuna
 
 from rnnopt.errors import ConfigError, StorageError
-from rnnopt.storage import DEFAULT_URL, existing_storage, mask_url
+from rnnopt.storage import DEFAULT_URL, default_artifact_dir, existing_storage, mask_url
 
 __all__ = ["main", "note_markdown", "write_notes", "write_study_note"]
 
@@ -82,6 +82,11 @@ def write_notes(storage: str | optuna.storages.BaseStorage, *, overwrite: bool =
         if "rnnopt.task" not in summary.user_attrs:
             continue
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        metric = summary.user_attrs.get("rnnopt.metric")
+        if isinstance(metric, str) and summary.user_attrs.get("rnnopt.mode") != "evolve":
+            from rnnopt.study import set_metric_name
+
+            set_metric_name(study, metric)  # studies written before rnnopt named it
         if overwrite or not get_note(study):
             write_study_note(study)
             written += 1
@@ -108,7 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--storage", help=f"SQLAlchemy URL of the Optuna database (default {DEFAULT_URL}, as study)"
     )
-    parser.add_argument("--artifacts", help="directory of the file-system artifact store")
+    parser.add_argument(
+        "--artifacts",
+        help="checkpoint directory (default as study: next to the SQLite file, else "
+        "./rnnopt-artifacts)",
+    )
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--no-notes", action="store_true",
                         help="do not write notes to rnnopt studies that lack one")
@@ -116,21 +125,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port {args.port} is not a TCP port (1-65535)")
     setup_logging()
-    storage = _storage(args.storage)
+    url = existing_storage(args.storage)
+    storage = _storage(url)
     if not args.no_notes:
         count = write_notes(storage)
         if count:
             logger.info("wrote notes to %d rnnopt studies", count)
+    from pathlib import Path
+
+    from optuna.artifacts import FileSystemArtifactStore
+
     artifact_store = None
-    if args.artifacts:
-        from pathlib import Path
-
-        from optuna.artifacts import FileSystemArtifactStore
-
-        path = Path(args.artifacts)
-        if not path.is_dir():
-            raise ConfigError(f"--artifacts {args.artifacts!r} is not a directory")
+    path = Path(args.artifacts) if args.artifacts else default_artifact_dir(url)
+    if path.is_dir():
         artifact_store = FileSystemArtifactStore(str(path))
+    elif args.artifacts:
+        raise ConfigError(f"--artifacts {args.artifacts!r} is not a directory")
     from optuna_dashboard import run_server
 
     logger.info("optuna-dashboard on http://127.0.0.1:%d/dashboard/", args.port)

@@ -9,14 +9,16 @@ Stop reasons and trial states:
   trainer's message.
 - an exception in training: FAIL with ``stop_reason=failed`` and the error as ``reason``.
 
-Checkpoints go to the artifact store after each checkpointing evaluation; the trial's user
-attributes ``checkpoint_artifact`` / ``checkpoint_step`` point at the latest one. A trial that
+Checkpoints go to the artifact store after each checkpointing evaluation, one artifact per
+trial overwritten in place (atomically, see ``storage.artifact_store``); the trial's user
+attributes ``checkpoint_artifact`` / ``checkpoint_step`` point at it and its step. A trial that
 Optuna re-queues after its worker died (``RetryHeartbeatStaleTrialCallback``) inherits those
 attributes from its crashed parent and resumes from that checkpoint.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
@@ -126,7 +128,7 @@ def make_objective(
                     trial.user_attrs.get(CHECKPOINT_STEP_ATTR),
                 )
 
-        state = {"step": 0, "reason": None}
+        state: dict[str, Any] = {"step": 0, "reason": None, "artifact": None}
 
         def on_eval(step: int, metrics: dict[str, float]) -> bool:
             state["step"] = step
@@ -140,16 +142,16 @@ def make_objective(
             return False
 
         def on_checkpoint(blob: bytes) -> None:
-            old = trial.user_attrs.get(CHECKPOINT_ATTR)
-            new = _upload(artifact_store, trial, blob)
-            trial.set_user_attr(CHECKPOINT_ATTR, new)
+            # One artifact per trial, overwritten in place under a stable id: every artifact
+            # record that optuna-dashboard lists has its file (a retried twin's first
+            # checkpoint is a new artifact of its own; its parent's stays for the parent).
+            own = state.get("artifact")
+            if own is None:
+                state["artifact"] = _upload(artifact_store, trial, blob)
+                trial.set_user_attr(CHECKPOINT_ATTR, state["artifact"])
+            else:
+                artifact_store.write(own, io.BytesIO(blob))
             trial.set_user_attr(CHECKPOINT_STEP_ATTR, state["step"])
-            # Keep only the latest checkpoint (the parent's stays for a retried twin).
-            if old and old != artifact_id:
-                try:
-                    artifact_store.remove(old)
-                except Exception as exc:
-                    logger.debug("could not remove old checkpoint %s: %s", old, exc)
 
         try:
             result = train(config, on_eval=on_eval, on_checkpoint=on_checkpoint, resume=resume)

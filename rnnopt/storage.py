@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import threading
 import time
 import warnings
@@ -245,12 +246,29 @@ def check_artifact_dir(path: Path) -> None:
         raise StorageError(f"artifact directory {path} cannot be created or written")
 
 
+class _ReplacingArtifactStore(FileSystemArtifactStore):
+    """A file-system artifact store whose writes replace a file atomically (a temporary file
+    renamed into place), so a checkpoint overwritten under its stable id is never half a file,
+    even when the worker dies mid-write."""
+
+    def __init__(self, base_path: str) -> None:
+        super().__init__(base_path)
+        self._dir = Path(base_path)
+
+    def write(self, artifact_id: str, content_body: Any) -> None:
+        target = self._dir / artifact_id
+        tmp = target.with_name(f".{artifact_id}.partial")
+        with open(tmp, "wb") as fh:
+            shutil.copyfileobj(content_body, fh)
+        os.replace(tmp, target)
+
+
 def artifact_store(path: Path) -> FileSystemArtifactStore:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create artifact directory {path}: {exc.strerror}") from None
-    return FileSystemArtifactStore(str(path))
+    return _ReplacingArtifactStore(str(path))
 
 
 def _lock_key(study_name: str) -> int:

@@ -472,7 +472,19 @@ def prepare_studies(plan: Plan) -> None:
                 changed = True
         if changed:
             _write_note(study)
+        set_metric_name(study, sd.metric)
     st.install_views_quietly(plan.url)
+
+
+def set_metric_name(study: Any, metric: str) -> None:
+    """Name the objective (``accuracy``, ``perplexity``, ``nll``) so that optuna-dashboard's
+    axes read it instead of "Objective 0"."""
+    import optuna
+
+    if study.metric_names != [metric]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([metric])
 
 
 def _write_note(study: Any) -> None:

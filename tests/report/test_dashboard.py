@@ -139,9 +139,22 @@ def test_real_study_views_report_and_dashboard(tmp_path: Path) -> None:
                 time.sleep(0.5)
         names = {s["study_name"]: s["study_id"] for s in summaries["study_summaries"]}
         assert list(names) == ["xml/search"]
-        detail = json.loads(_get(f"http://127.0.0.1:{port}/api/studies/{names['xml/search']}"))
+        sid = names["xml/search"]
+        detail = json.loads(_get(f"http://127.0.0.1:{port}/api/studies/{sid}"))
         assert "| task | `xml` |" in detail["note"]["body"]  # written by the dashboard CLI
         assert len(detail["trials"]) == 4 and detail["trials"][0]["intermediate_values"]
+        assert detail["objective_names"] == ["accuracy"]  # not "Objective 0"
+        # Every listed artifact downloads (the dashboard found the study's default artifact
+        # directory by itself): one checkpoint per trial, the latest, under a stable id.
+        artifacts = [(t["trial_id"], a) for t in detail["trials"] for a in t["artifacts"]]
+        assert len(artifacts) == 4, artifacts
+        for trial_id, meta in artifacts:
+            blob = _get(f"http://127.0.0.1:{port}/artifacts/{sid}/{trial_id}/"
+                        f"{meta['artifact_id']}")  # an HTTP error raises here
+            assert blob == (tmp_path / "study-artifacts" / meta["artifact_id"]).read_bytes()
+        # ... and no file without its record either.
+        assert sorted(p.name for p in (tmp_path / "study-artifacts").iterdir()) == sorted(
+            a["artifact_id"] for _, a in artifacts)
 
         chromium = shutil.which("chromium") or shutil.which("chromium-browser")
         if chromium is None:
@@ -152,11 +165,21 @@ def test_real_study_views_report_and_dashboard(tmp_path: Path) -> None:
              "--no-first-run", "--disable-background-networking", "--disable-component-update",
              "--disable-sync", f"--user-data-dir={tmp_path / 'chromium'}",
              "--virtual-time-budget=10000", "--window-size=1400,1000", f"--screenshot={png}",
-             f"http://127.0.0.1:{port}/dashboard/studies/{names['xml/search']}"],
+             f"http://127.0.0.1:{port}/dashboard/studies/{sid}"],
             capture_output=True, timeout=120, check=True,
         )
         # The history plot draws its markers and line in colour; an empty page has none there.
         assert _plot_pixels(png) > 300
+        dom = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={tmp_path / 'chromium'}",
+             "--virtual-time-budget=10000", "--window-size=1400,1000", "--dump-dom",
+             f"http://127.0.0.1:{port}/dashboard/studies/{sid}"],
+            capture_output=True, timeout=120, check=True, text=True,
+        ).stdout
+        # The plots' axes name the task's metric, not "Objective 0" / "Objective Value".
+        assert ">accuracy<" in dom and "Objective 0" not in dom
     finally:
         server.terminate()
         server.wait(timeout=10)
