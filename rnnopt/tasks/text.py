@@ -22,6 +22,7 @@ minimised; ``accuracy`` is next-symbol accuracy. The encoded splits are cached o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -50,33 +51,34 @@ EXPECTED = "UTF-8 text"
 
 
 def _blocks(
-    paths: dict[str, Path], single: bool, split: str
-) -> Iterator[tuple[Path, int, list[str]]]:
-    """(file, first line number, lines) blocks of ``split``, streamed."""
+    paths: dict[str, Path], single: bool
+) -> Iterator[tuple[str, Path, int, list[str]]]:
+    """(split, file, first line number, lines) blocks of every split, in one pass per file."""
     if not single:
-        for number, lines in _files.line_blocks(paths[split], EXPECTED):
-            yield paths[split], number, lines
+        for split in SPLITS:
+            for number, lines in _files.line_blocks(paths[split], EXPECTED):
+                yield split, paths[split], number, lines
         return
     path = paths["train"]
     n_train, n_valid, _ = _files.split_counts(_files.count_lines(path))
-    lo, hi = {"train": (1, n_train + 1), "valid": (n_train + 1, n_train + n_valid + 1),
-              "test": (n_train + n_valid + 1, math.inf)}[split]
+    bounds = [("train", 1, n_train + 1), ("valid", n_train + 1, n_train + n_valid + 1),
+              ("test", n_train + n_valid + 1, math.inf)]
     for number, lines in _files.line_blocks(path, EXPECTED):
         end = number + len(lines)
-        if end <= lo:
-            continue
-        if number >= hi:
-            return
-        a, b = max(lo, number), min(hi, end)
-        yield path, a, lines[a - number : int(b - number)]
+        for split, lo, hi in bounds:
+            first, stop = max(lo, number), min(hi, end)
+            if stop > first:
+                yield split, path, first, lines[first - number : int(stop - number)]
 
 
 class _Vocab:
     """Counting and encoding at one level (character: code points; word: strings)."""
 
-    def __init__(self, level: str) -> None:
+    def __init__(self, level: str, *, symbols: bool = True) -> None:
         self.level = level
-        self.char_counts = np.zeros(CODE_POINTS, dtype=np.int64) if level == "char" else None
+        self.symbols = symbols  # count each symbol (training), or only their number
+        self.char_counts = (np.zeros(CODE_POINTS, dtype=np.int64)
+                            if level == "char" and symbols else None)
         self.word_counts: Counter[str] = Counter()
         self.n = 0
 
@@ -86,10 +88,13 @@ class _Vocab:
         return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
     def count(self, lines: list[str]) -> None:
-        if self.char_counts is not None:
+        if self.level == "char":
             cps = self.code_points(lines)
-            self.char_counts += np.bincount(cps, minlength=CODE_POINTS)
+            if self.char_counts is not None:
+                self.char_counts += np.bincount(cps, minlength=CODE_POINTS)
             self.n += cps.size
+        elif not self.symbols:
+            self.n += sum(len(line.split()) + 1 for line in lines)
         else:
             for line in lines:
                 words = line.split()
@@ -127,38 +132,47 @@ def build_vocabulary(
     return kept
 
 
-def _encode_split(
-    blocks: Any, vocab: list[str], level: str, unk: str, size: int
-) -> tuple[torch.Tensor, int, int]:
-    """(ids, lines, unknown symbols) of one split; DataError on an unseen symbol without unk."""
-    dtype = smallest_int_dtype(len(vocab))
-    out = torch.empty(size, dtype=dtype)
-    view = out.numpy()
-    unk_id = vocab.index(unk) if unk else -1
-    pos = lines_seen = unknown = 0
-    if level == "char":
-        table = np.full(CODE_POINTS, unk_id, dtype=np.int64)
-        for i, s in enumerate(vocab):
-            if len(s) == 1:
-                table[ord(s)] = i
-    else:
-        index = {w: i for i, w in enumerate(vocab)}
-    for path, number, lines in blocks:
+@functools.lru_cache(maxsize=1)
+def _char_table(vocab: tuple[str, ...], unk_id: int) -> np.ndarray:
+    """Code point -> id (``unk_id`` for code points outside the vocabulary)."""
+    table = np.full(CODE_POINTS, unk_id, dtype=np.int32)
+    for i, s in enumerate(vocab):
+        if len(s) == 1:
+            table[ord(s)] = i
+    return table
+
+
+class _Encoder:
+    """Ids of one split, written block by block into a tensor of the known final size."""
+
+    def __init__(self, vocab: list[str], level: str, unk: str, size: int) -> None:
+        self.out = torch.empty(size, dtype=smallest_int_dtype(len(vocab)))
+        self.view = self.out.numpy()
+        self.level, self.unk = level, unk
+        self.unk_id = vocab.index(unk) if unk else -1
+        self.pos = self.lines = self.unknown = 0
         if level == "char":
-            ids = table[_Vocab.code_points(lines)]
+            self.table = _char_table(tuple(vocab), self.unk_id)
         else:
+            self.index = {w: i for i, w in enumerate(vocab)}
+
+    def add(self, path: Path, number: int, lines: list[str]) -> None:
+        """Encode ``lines``; DataError on a symbol outside the vocabulary without unk."""
+        if self.level == "char":
+            ids = self.table[_Vocab.code_points(lines)]
+        else:
+            get, unk_id = self.index.get, self.unk_id
             ids = np.fromiter(
-                (index.get(w, unk_id) for line in lines for w in [*line.split(), EOS]),
+                (get(w, unk_id) for line in lines for w in [*line.split(), EOS]),
                 dtype=np.int64,
             )
-        if not unk and (ids < 0).any():
-            _unseen(path, number, lines, int(np.argmax(ids < 0)), level)
-        if unk:
-            unknown += int((ids == unk_id).sum())
-        view[pos : pos + ids.size] = ids
-        pos += ids.size
-        lines_seen += len(lines)
-    return out, lines_seen, unknown
+        if not self.unk and (ids < 0).any():
+            _unseen(path, number, lines, int(np.argmax(ids < 0)), self.level)
+        if self.unk:
+            self.unknown += int((ids == self.unk_id).sum())
+        self.view[self.pos : self.pos + ids.size] = ids
+        self.pos += ids.size
+        self.lines += len(lines)
 
 
 def _unseen(path: Path, number: int, lines: list[str], at: int, level: str) -> None:
@@ -173,11 +187,10 @@ def _unseen(path: Path, number: int, lines: list[str], at: int, level: str) -> N
 
 def _parse(paths: dict[str, Path], single: bool, options: dict[str, Any]) -> dict[str, Any]:
     level, unk = options["level"], options["unk"]
-    counters = {}
+    counters = {split: _Vocab(level, symbols=split == "train") for split in SPLITS}
+    for split, _, _, lines in _blocks(paths, single):
+        counters[split].count(lines)
     for split in SPLITS:
-        counters[split] = _Vocab(level)
-        for _, _, lines in _blocks(paths, single, split):
-            counters[split].count(lines)
         if counters[split].n == 0:
             where = (f"{paths['train']} has too few lines to split 80/10/10 by lines "
                      f"(at least 10 needed); give valid= and test= files"
@@ -185,16 +198,18 @@ def _parse(paths: dict[str, Path], single: bool, options: dict[str, Any]) -> dic
             raise DataError(f"text: the {split} split is empty: {where}")
     vocab = build_vocabulary(counters["train"].counts(), min_count=options["min_count"],
                              max_vocab=options["max_vocab"], unk=unk, source=paths["train"])
+    encoders = {s: _Encoder(vocab, level, unk, counters[s].n) for s in SPLITS}
+    del counters
+    for split, path, number, lines in _blocks(paths, single):
+        encoders[split].add(path, number, lines)
     data: dict[str, Any] = {"vocab": vocab}
-    for split in SPLITS:
-        ids, lines, unknown = _encode_split(_blocks(paths, single, split), vocab, level, unk,
-                                            counters[split].n)
-        if unknown and split != "train":
+    for split, enc in encoders.items():
+        if enc.unknown and split != "train":
             log.warning("text %s: %d symbols not in the training vocabulary read as %r",
-                        split, unknown, unk)
-        data[split] = ids
-        data[f"{split}_lines"] = lines
-        data[f"{split}_unknown"] = unknown
+                        split, enc.unknown, unk)
+        data[split] = enc.out
+        data[f"{split}_lines"] = enc.lines
+        data[f"{split}_unknown"] = enc.unknown
     return data
 
 

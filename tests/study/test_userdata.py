@@ -197,3 +197,26 @@ def test_identity_check_reads_string_and_value_attributes() -> None:
     with pytest.raises(StorageError, match=r"changed: train file, option level\); .* hint"):
         userdata.check_resume("text/gru", {"files": {"train": "cd"},
                                            "options": {"level": "word"}}, current, "hint")
+
+
+@pytest.mark.slow
+def test_search_mode_on_series_classification(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_sensors(tmp_path / "s.csv", series=20, steps=30)
+    url = f"sqlite:///{tmp_path / 'rnnopt.db'}"
+    code = run_cli(main, [
+        "--study-file", str(tiny_study(tmp_path, max_steps=4, n_trials=2, eval_interval=2)),
+        "--mode", "search", "--cells", "lstm,gru", "--workers", "1", "--storage", url,
+        "--task", "series", "--data", "s.csv", "--task-option", "series=sensor",
+        "--task-option", "label=kind", "--sampler", "random",
+    ])
+    assert code == 0
+    s = optuna.load_study(study_name="series/search", storage=url)
+    assert s.direction == optuna.study.StudyDirection.MAXIMIZE
+    assert s.user_attrs["rnnopt.metric"] == "accuracy"
+    done = [t for t in s.get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 2 and {t.params["cell"] for t in done} <= {"lstm", "gru"}
+    assert all(0.0 <= t.value <= 1.0 for t in done)
+    assert s.user_attrs[userdata.DATA_ATTR]["options"]["label"] == "kind"
