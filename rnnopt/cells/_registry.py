@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import logging
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -17,7 +16,6 @@ from rnnopt.errors import ConfigError
 
 __all__ = ["ENTRY_POINT_GROUP", "CellOption", "CellSpec", "build", "names", "register", "spec"]
 
-logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "rnnopt.cells"
 
