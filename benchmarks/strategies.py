@@ -1,0 +1,213 @@
+"""Which search strategy names the exhaustive comparison's best cell, and for how much compute.
+
+    python benchmarks/strategies.py [--task xml] [--cells tanh,lstm,...] [--seeds 4]
+        [--trials 3] [--max-steps 7000] [--study-file rnnopt/studies/quick.toml]
+        [--strategies exhaustive,tpe,search,halving] [--eval-batches 20] [--jobs 2]
+
+Strategies, each run in memory through rnnopt's own objective (one thread per process):
+
+- ``exhaustive``: the paper's protocol, the reference: compare mode (one study per cell),
+  random search over the study file's grids (the ``paper`` sampler), no pruning, cells x trials.
+- ``tpe``: compare mode with TPE (start-up sized to the study) and the median pruner, the
+  quick study's default, cells x trials.
+- ``search``: search mode (the cell is a searched parameter of one study), TPE and the median
+  pruner, cells x trials trials.
+- ``halving``: search mode under successive halving across cells (studies/cells_halving.toml:
+  rungs at max-steps / 10 x 3^k, the best third continues), cells x trials trials.
+
+Compute is the training steps the trials actually ran (pruned and diverged trials stop early).
+Compare-mode strategies run their cells round-robin (trial 1 of every cell, then trial 2, ...).
+After every trial a strategy names the cell of its best trial so far; "steps to name" is the
+compute after which it names the exhaustive run's best cell (same seed) and keeps naming it to
+its end (``inf``: never or not at its end); it is optimistic, since a strategy cannot know
+when it has found the cell, so the table also gives each strategy's whole compute over the
+exhaustive run's (actual steps both). Medians over seeds; the target: the reference cell named
+with at most a quarter of the exhaustive compute.
+
+This is not a test: it trains cells x trials x strategies x seeds models. At the quick study's
+budget (10 cells, 3 trials, 7,000 steps) one seed of all four strategies is about 2 hours of one
+CPU core; see benchmarks/README.md for the recorded commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from rnnopt import space as space_mod  # noqa: E402
+from rnnopt import tasks as task_registry  # noqa: E402
+from rnnopt.objective import make_objective  # noqa: E402
+from rnnopt.samplers import make_pruner, make_sampler  # noqa: E402
+
+STRATEGIES = ("exhaustive", "tpe", "search", "halving")
+# strategy -> (mode, sampler, pruner, pruner options given max_steps and eval_interval)
+SETUPS: dict[str, tuple[str, str, str]] = {
+    "exhaustive": ("compare", "paper", "none"),
+    "tpe": ("compare", "tpe", "median"),
+    "search": ("search", "tpe", "median"),
+    "halving": ("search", "tpe", "successive-halving"),
+}
+
+Curve = list[tuple[int, str | None, float | None]]  # (steps spent, named cell, its best value)
+
+
+def run_strategy(
+    strategy: str,
+    task: str,
+    cells: list[str],
+    seed: int,
+    trials: int,
+    max_steps: int,
+    study_file: str,
+    eval_batches: int | None,
+) -> Curve:
+    """Run one strategy; return the curve after each trial."""
+    import torch
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("rnnopt").setLevel(logging.WARNING)
+    mode, sampler, pruner = SETUPS[strategy]
+    sf = space_mod.load_study_file(study_file)
+    per_task = dict(sf.task_train.get(task, {}))
+    size = {k: per_task.pop(k) for k in ("hidden_size", "param_budget") if k in per_task}
+    task_options = {**sf.train.get("task_options", {}), **per_task.pop("task_options", {})}
+    eval_interval = max(1, max_steps // 10)
+    base = {
+        **sf.train, **per_task, "task_options": task_options, "eval_batches": eval_batches,
+        "max_steps": max_steps, "eval_interval": eval_interval, "device": "cpu",
+        "checkpoint_every": 10**6,  # no checkpoints: nothing is resumed here
+    }  # fmt: skip
+    info = task_registry.get(task, **task_options)
+    direction, metric = info.direction, info.metric
+    pick = max if direction == "maximize" else min
+    pruner_options = {"min_resource": eval_interval} if pruner == "successive-halving" else {}
+    grid = sampler == "paper"
+
+    def study_for(group: list[str], n: int, offset: int) -> tuple[Any, Any]:
+        resolved = sf.space.resolved(group, grid_mode=grid, search=mode == "search", size=size)
+        study = optuna.create_study(
+            direction=direction,
+            sampler=make_sampler(sampler, seed * 1000 + offset, n_trials=n),
+            pruner=make_pruner(
+                pruner, max_steps=max_steps, eval_interval=eval_interval, options=pruner_options
+            ),
+        )
+        objective = make_objective(
+            task=task, cell=group[0] if mode == "compare" else None, space=resolved,
+            base=base, metric=metric, artifact_store=None, seed=seed * 1000 + offset,
+        )  # fmt: skip
+        return study, objective
+
+    if mode == "compare":
+        runs = [study_for([c], trials, i) for i, c in enumerate(cells)]
+        order = [runs[i] for _ in range(trials) for i in range(len(cells))]
+    else:
+        run = study_for(cells, trials * len(cells), 0)
+        order = [run] * (trials * len(cells))
+    curve: Curve = []
+    spent = 0
+    best: dict[str, float] = {}
+    for study, objective in order:
+        study.optimize(objective, n_trials=1, catch=(Exception,))
+        t = study.trials[-1]
+        spent += int(t.user_attrs.get("steps", max(t.intermediate_values, default=0)))
+        cell = t.user_attrs.get("cell")
+        if t.value is not None and math.isfinite(t.value) and cell:
+            best[cell] = pick(best.get(cell, t.value), t.value)
+        named = pick(best, key=lambda c: best[c]) if best else None
+        curve.append((spent, named, best.get(named) if named else None))
+    return curve
+
+
+def steps_to_name(curve: Curve, cell: str | None) -> float:
+    """Compute after which the curve names ``cell`` and keeps naming it (inf: not at its end)."""
+    if cell is None or not curve or curve[-1][1] != cell:
+        return math.inf
+    first = len(curve) - 1
+    while first > 0 and curve[first - 1][1] == cell:
+        first -= 1
+    return curve[first][0]
+
+
+def one_seed(args: tuple[Any, ...]) -> dict[str, Curve]:
+    strategies, task, cells, seed, trials, max_steps, study_file, eval_batches = args
+    return {
+        s: run_strategy(s, task, cells, seed, trials, max_steps, study_file, eval_batches)
+        for s in strategies
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--task", default="xml")
+    p.add_argument("--cells", default=",".join(space_mod.PAPER_CELLS))
+    p.add_argument("--seeds", type=int, default=4)
+    p.add_argument("--trials", type=int, default=3, help="trials per cell (search: x cells)")
+    p.add_argument("--max-steps", type=int, default=7000)
+    p.add_argument("--study-file", default=str(REPO / "rnnopt" / "studies" / "quick.toml"))
+    p.add_argument("--strategies", default=",".join(STRATEGIES))
+    p.add_argument("--eval-batches", default="20", help="per evaluation, or all (whole split)")
+    p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
+    args = p.parse_args()
+    strategies = [s for s in args.strategies.split(",") if s]
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown or "exhaustive" not in strategies:
+        p.error(f"--strategies: {unknown or 'exhaustive missing'}; allowed {STRATEGIES}, "
+                "exhaustive included (the reference)")  # fmt: skip
+    cells = [c for c in args.cells.split(",") if c]
+    eval_batches = None if args.eval_batches == "all" else int(args.eval_batches)
+    jobs = [(strategies, args.task, cells, seed, args.trials, args.max_steps, args.study_file,
+             eval_batches) for seed in range(args.seeds)]  # fmt: skip
+    t0 = time.time()
+    if args.jobs > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+            results = pool.map(one_seed, jobs)
+    else:
+        results = [one_seed(job) for job in jobs]
+    wall = time.time() - t0
+    print(
+        f"{args.task}, cells {','.join(cells)}, {args.trials} trials per cell, "
+        f"{args.max_steps} steps, study file {args.study_file}, {args.seeds} seeds, "
+        f"{wall:.0f} s wall\n"
+    )
+    print("| strategy | steps (median) | total / exhaustive (median) | named the reference cell "
+          "| steps to name it (median) | that / exhaustive (median) "
+          "| per seed: named cell, steps to name / total |")
+    print("|---|---|---|---|---|---|---|")
+    for s in strategies:
+        totals, needed, ratios, total_ratios, per_seed, hits = [], [], [], [], [], 0
+        for res in results:
+            reference = res["exhaustive"][-1][1]
+            curve = res[s]
+            total = curve[-1][0]
+            need = steps_to_name(curve, reference)
+            hits += math.isfinite(need)
+            totals.append(total)
+            needed.append(need)
+            ratios.append(need / res["exhaustive"][-1][0])
+            total_ratios.append(total / res["exhaustive"][-1][0])
+            per_seed.append(f"{curve[-1][1]} {need:g}/{total}")
+        print(
+            f"| {s} | {statistics.median(totals):.0f} | {statistics.median(total_ratios):.2f} | "
+            f"{hits}/{len(results)} | "
+            f"{statistics.median(needed):g} | {statistics.median(ratios):.2f} | "
+            f"{'; '.join(per_seed)} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
