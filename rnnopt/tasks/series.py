@@ -157,9 +157,10 @@ def _read_csv(path: Path, o: dict[str, Any]) -> _Table:
                 if len(chunk) == ROWS_PER_CHUNK:
                     flush()
             flush()
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start} of a "
-                            "block); expected a CSV file") from None
+        except UnicodeDecodeError:
+            for _ in _files.line_blocks(path, "a CSV file"):  # raises naming line and column
+                pass
+            raise AssertionError("UTF-8 error not found again") from None
         except csv.Error as exc:
             raise DataError(f"{path}: line {reader.line_num}: {exc}") from None
     if n == 0:

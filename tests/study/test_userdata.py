@@ -220,3 +220,29 @@ def test_search_mode_on_series_classification(
     assert len(done) == 2 and {t.params["cell"] for t in done} <= {"lstm", "gru"}
     assert all(0.0 <= t.value <= 1.0 for t in done)
     assert s.user_attrs[userdata.DATA_ATTR]["options"]["label"] == "kind"
+
+
+def test_study_file_options_and_command_line_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rnnopt.study import build_parser, make_plan
+
+    monkeypatch.chdir(tmp_path)
+    write_corpus(tmp_path / "corpus.txt")
+    write_sensors(tmp_path / "s.csv")
+    study = tiny_study(tmp_path, extra="", name="base.toml").read_text()
+    (tmp_path / "mine.toml").write_text(
+        study.replace("[study]", '[study]\ntasks = ["text", "series"]\ncells = ["gru"]')
+        + '\n[train.text]\ntask_options = { data = "corpus.txt", level = "word" }\n'
+        + '[train.series]\ntask_options = { data = "s.csv", series = "sensor" }\n'
+    )
+    plan = make_plan(build_parser().parse_args(
+        ["--study-file", "mine.toml", "--task-option", "series.target=humid",
+         "--storage", f"sqlite:///{tmp_path / 'r.db'}"]))
+    by_task = {sd.task: sd for sd in plan.studies}
+    assert by_task["text"].base["task_options"] == {"data": "corpus.txt", "level": "word"}
+    assert by_task["series"].base["task_options"] == {
+        "data": "s.csv", "series": "sensor", "target": "humid"}
+    assert json.loads(by_task["series"].data)["options"]["target"] == "humid"
+    assert by_task["text"].metric == "perplexity"
+    assert not (tmp_path / "r.db").exists()

@@ -231,12 +231,15 @@ GOOD_ROWS = "".join(ROWS)
                         series="id", label="k"),
          ["label 'k' has one class", "at least two"]),
         (lambda p: _csv(p, "t,v\n"), ["no data rows"]),
+        (lambda p: (p / "bad.csv").write_bytes(b"t,v\n1,2\n3,\xb04\n") and tasks.get(
+            "series", data=str(p / "bad.csv")), ["bad.csv: line 3, column 3: not UTF-8"]),
         (lambda p: _csv(p, "t,v\n" + "".join(ROWS[:3])),
          ["valid split", "is empty", "at least 10 steps"]),
     ],
     ids=["text-missing", "text-empty", "text-empty-split", "text-not-utf8", "vocab-over-cap",
          "vocab-min-count", "csv-missing", "csv-ragged", "csv-nan", "csv-inf", "csv-text",
          "csv-unknown-target", "csv-shorter-than-unroll", "csv-one-class", "csv-no-rows",
+         "csv-not-utf8",
          "csv-empty-split"],
 )
 def test_bad_data_is_one_data_error_naming_the_problem(make, needles, tmp_path: Path) -> None:
