@@ -2,6 +2,7 @@
 
     python -m rnnopt.tasks list
     python -m rnnopt.tasks info --task ptb [--data-dir D] [--json]
+    python -m rnnopt.tasks info --task text --data corpus.txt [-o level=word]
     python -m rnnopt.tasks sample --task arith -n 5 --seed 0 [--split valid] [--jsonl]
     python -m rnnopt.tasks fetch ptb|music|jsb|nottingham|piano-midi|musedata|all [--data-dir D]
 """
@@ -42,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="data directory (default: $RNNOPT_DATA, else ./data)")
         p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                        help="task option, e.g. -o max_digits=4 (repeatable)")
+        p.add_argument("--data", default=None, metavar="FILE",
+                       help="your data file for text or series (task option data)")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     sample.add_argument("-n", type=int, default=5, help="number of instances (default 5)")
     sample.add_argument("--seed", type=int, default=0, help="seed of the training stream")
@@ -105,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"data directory: {root}")
         return 0
     options = dict(map(tasks.parse_option, args.option))
+    if args.data is not None:
+        options["data"] = args.data
     task = tasks.get(args.task, data_dir=args.data_dir, **options)
     if args.command == "info":
         _info(task, args.json)

@@ -3,6 +3,7 @@ split and vocabulary rules, normalisation, batches, metrics, cache, and every ba
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -283,3 +284,18 @@ def test_options_are_checked(tmp_path: Path) -> None:
         tasks.get("text")
     with pytest.raises(DataError, match=r"unknown data format '\.txt'"):
         tasks.get("series", data=str(path))
+
+
+def test_tasks_command_takes_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rnnopt._cli import run_cli
+    from rnnopt.tasks.__main__ import main
+
+    path = write_corpus(tmp_path / "c.txt")
+    assert run_cli(main, ["info", "--task", "text", "--data", str(path), "-o", "level=word",
+                          "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["metric"] == "perplexity"
+    assert info["vocabulary_size"] == 16  # 14 words, <eos>, <unk>
+    assert run_cli(main, ["info", "--task", "text"]) == 2
+    assert capsys.readouterr().err == (
+        "error: text: no data file; give one with --data FILE (task option data)\n")
