@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rnnopt import stats
+
 __all__ = [
     "CONFIRM_ATTR",
     "CONFIRM_SEED_OFFSET",
@@ -33,7 +35,6 @@ __all__ = [
     "is_confirmation",
     "replaced_trials",
     "report_rows",
-    "summarize",
     "top_up",
 ]
 
@@ -41,7 +42,6 @@ CONFIRM_ATTR = "confirm_of"
 SEED_ATTR = "confirm_seed"
 # Search trials train with seed + trial number; confirmation seeds start far above those.
 CONFIRM_SEED_OFFSET = 1_000_000
-LEVEL = 0.95
 
 
 def is_confirmation(trial: Any) -> bool:
@@ -129,7 +129,7 @@ class Confirmation:
     values: tuple[float, ...]  # completed confirmation runs
     n_runs: int  # confirmation trials finished in any state (diverged ones have no value)
     mean: float
-    low: float  # 95% interval of the mean (Student t over the seeds); NaN with < 2 values
+    low: float  # 95% interval of the mean (rnnopt.stats.mean_interval); NaN with < 2 values
     high: float
 
 
@@ -144,24 +144,8 @@ def confirmation_of(best: Any, trials: Sequence[Any]) -> Confirmation | None:
     if not mine:
         return None
     values = tuple(float(t.value) for t in mine if _value_ok(t))
-    mean, low, high = summarize(values)
+    mean, low, high = stats.mean_interval(values)
     return Confirmation(float(best.value), values, len(mine), mean, low, high)
-
-
-def summarize(values: Sequence[float]) -> tuple[float, float, float]:
-    """Mean and its 95% Student-t interval (NaN bounds with fewer than two values)."""
-    if not values:
-        return math.nan, math.nan, math.nan
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, math.nan, math.nan
-    from scipy import stats
-
-    sem = stats.sem(values)
-    if sem == 0:
-        return mean, mean, mean
-    low, high = stats.t.interval(LEVEL, len(values) - 1, loc=mean, scale=sem)
-    return mean, float(low), float(high)
 
 
 def compare_cells(
@@ -170,8 +154,6 @@ def compare_cells(
     """Per cell, against the cell with the best confirmed mean: ``"best"``, ``"worse"`` when the
     95% Welch interval of the difference of means excludes zero, else ``"within noise"``
     (``"too few seeds"`` below two values on either side)."""
-    from scipy import stats
-
     usable = {c: v for c, v in confirmed.items() if v.values}
     if not usable:
         return {}
@@ -182,15 +164,11 @@ def compare_cells(
         if cell == top:
             out[cell] = "best"
             continue
-        a, b = usable[top].values, conf.values
-        if len(a) < 2 or len(b) < 2:
+        interval = stats.mean_difference_interval(usable[top].values, conf.values)
+        if interval is None:
             out[cell] = "too few seeds"
             continue
-        if max(a) == min(a) and max(b) == min(b):
-            out[cell] = "worse" if a[0] != b[0] else "within noise"
-            continue
-        interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(LEVEL)
-        out[cell] = "worse" if interval.low > 0 or interval.high < 0 else "within noise"
+        out[cell] = "worse" if interval[0] > 0 or interval[1] < 0 else "within noise"
     return out
 
 

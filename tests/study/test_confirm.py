@@ -15,7 +15,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 from study_helpers import cli_env, popen, run, slots, tiny_study, trials
 
-from rnnopt import confirm
+from rnnopt import confirm, stats
 
 SMALL_XML = "[train.xml]\ntask_options = { valid_size = 60, test_size = 60, force_close_after = 6 }"
 
@@ -56,7 +56,7 @@ def test_top_up_waits_for_the_search_to_finish() -> None:
 
 
 def test_interval_and_verdicts_by_hand() -> None:
-    mean, low, high = confirm.summarize([0.40, 0.42, 0.44])
+    mean, low, high = stats.mean_interval([0.40, 0.42, 0.44])
     # t(0.975, 2 dof) = 4.302653; standard error = 0.02 / sqrt(3)
     half = 4.302653 * 0.02 / math.sqrt(3)
     assert (mean, low, high) == pytest.approx((0.42, 0.42 - half, 0.42 + half), abs=1e-6)
