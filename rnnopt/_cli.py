@@ -31,12 +31,21 @@ def run_cli(
     return int(code or 0)
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    """One log format for rnnopt, Optuna and every worker process: INFO, and rnnopt's own
+    DEBUG detail (per-evaluation lines of each trial) with ``verbose``."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S")
+    logging.getLogger("rnnopt").setLevel(logging.DEBUG if verbose else logging.INFO)
+    # Each trial's start and end lines are detail beside a run's progress display.
+    logging.getLogger("rnnopt.train").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    import optuna
+
+    # Optuna's own "[I 2026-...]" handler off; its records go through the root handler.
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
 
 
 def die_with_parent() -> None:

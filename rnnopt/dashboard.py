@@ -22,7 +22,8 @@ from rnnopt.storage import DEFAULT_URL, default_artifact_dir, existing_storage, 
 
 __all__ = ["main", "note_markdown", "write_notes", "write_study_note"]
 
-logger = logging.getLogger(__name__)
+# Named, not __name__: run as `python -m` this module is __main__ (__mp_main__ in workers).
+logger = logging.getLogger("rnnopt.dashboard")
 
 
 def _pretty_json(value: Any) -> str:

@@ -30,7 +30,8 @@ __all__ = [
     "view_statements",
 ]
 
-logger = logging.getLogger(__name__)
+# Named, not __name__: run as `python -m` this module is __main__ (__mp_main__ in workers).
+logger = logging.getLogger("rnnopt.db")
 
 VIEWS = ("rnnopt_studies", "rnnopt_trial_params", "rnnopt_trials", "rnnopt_leaderboard")
 _META_VIEW = "rnnopt_views_meta"

@@ -135,6 +135,8 @@ def make_objective(
             value = metrics.get(metric)
             if value is None or not math.isfinite(value):
                 return False  # the trainer itself stops diverged runs
+            logger.debug("trial %d of %s: step %d, %s %.4g", trial.number,
+                         trial.study.study_name, step, metric, value)
             trial.report(float(value), step)
             if not confirming and trial.should_prune():
                 state["reason"] = f"pruned by the pruner at step {step} ({metric}={value:.4g})"
@@ -154,7 +156,10 @@ def make_objective(
             trial.set_user_attr(CHECKPOINT_STEP_ATTR, state["step"])
 
         try:
-            result = train(config, on_eval=on_eval, on_checkpoint=on_checkpoint, resume=resume)
+            # The study shows one progress display for the whole run; the trainer's own
+            # per-step line would interleave between worker processes.
+            result = train(config, on_eval=on_eval, on_checkpoint=on_checkpoint, resume=resume,
+                           progress=False)
         except Exception as exc:
             trial.set_user_attr("stop_reason", "failed")
             trial.set_user_attr("reason", f"{type(exc).__name__}: {exc}"[:1000])

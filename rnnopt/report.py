@@ -52,7 +52,8 @@ __all__ = [
     "write_report",
 ]
 
-logger = logging.getLogger(__name__)
+# Named, not __name__: run as `python -m` this module is __main__ (__mp_main__ in workers).
+logger = logging.getLogger("rnnopt.report")
 
 FORMATS = ("md", "html", "csv")
 IMPORTANCE_METHODS = ("fanova", "ped-anova", "mdi")

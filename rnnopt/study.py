@@ -48,7 +48,8 @@ from rnnopt.samplers import (
 
 __all__ = ["PRUNERS", "SAMPLERS", "Plan", "StudyDef", "build_parser", "main", "make_plan"]
 
-logger = logging.getLogger(__name__)
+# Named, not __name__: run as `python -m` this module is __main__ (__mp_main__ in workers).
+logger = logging.getLogger("rnnopt.study")
 
 MODES = ("compare", "search")
 
@@ -110,6 +111,7 @@ class Plan:
     eval_interval: int
     extra: dict[str, Any] = field(default_factory=dict)
     confirm: int = 0  # confirmation seeds per cell's best setting (rnnopt/confirm.py)
+    verbose: bool = False  # per-evaluation detail of every trial in the log
     sampler_options: dict[str, Any] = field(default_factory=dict)  # [sampler] (samplers.py)
     pruner_options: dict[str, Any] = field(default_factory=dict)  # [pruner]
 
@@ -582,7 +584,8 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
     deadline = time.monotonic() + plan.timeout if plan.timeout else math.inf
     sampler_seed = None if plan.sampler_seed is None else plan.sampler_seed + 7919 * index
     loaded: dict[str, Any] = {}
-    say = progress or (lambda line: logger.info("%s", line))
+    # The command shows the run's progress (rnnopt.progress); this per-study line is detail.
+    say = progress or (lambda line: logger.debug("%s", line))
 
     def study_of(sd: StudyDef) -> Any:
         if sd.name not in loaded:
@@ -674,7 +677,7 @@ def _run_trial(study: Any, trial: Any, objective: Any, storage: Any, plan: Plan)
 def _worker_entry(plan: Plan, index: int) -> None:
     """Body of a ``--workers`` process: own storage connection, own device and threads."""
     die_with_parent()
-    setup_logging()
+    setup_logging(plan.verbose)
     interrupt_between_storage_calls()
     import torch
 
@@ -684,18 +687,15 @@ def _worker_entry(plan: Plan, index: int) -> None:
         for sd in plan.studies:
             sd.base["device"] = device
 
-    def say(line: str) -> None:
-        print(f"[worker {index}] {line}", file=sys.stderr, flush=True)
-
     try:
-        run_worker(plan, index, say)
+        run_worker(plan, index)
     except KeyboardInterrupt:
         sys.exit(130)
 
 
-def _run_workers(plan: Plan, progress: Callable[[str], None]) -> int:
+def _run_workers(plan: Plan) -> int:
     if plan.workers == 1:
-        run_worker(plan, 0, progress)
+        run_worker(plan, 0)
         return 0
     import multiprocessing
 
@@ -794,10 +794,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
     interrupt_between_storage_calls()
     plan = make_plan(args, argv)
+    plan.verbose = args.verbose
     prepare_studies(plan)
-
-    def progress(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
 
     print(f"storage:   {plan.masked_url}", flush=True)
     print(f"artifacts: {plan.artifacts}", flush=True)
@@ -812,7 +810,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"sampling:  {startup_text(plan.sampler, plan.n_trials, plan.sampler_options)}",
         flush=True,
     )
-    _run_workers(plan, progress)
+    from rnnopt.progress import RunProgress
+
+    total = len(plan.studies) * plan.n_trials + plan.confirm * sum(
+        len(sd.cells) for sd in plan.studies
+    )
+    with RunProgress(plan.url, plan.studies, total, stream=sys.stderr):
+        _run_workers(plan)
     print(summary_table(plan), flush=True)
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from pathlib import Path
@@ -245,3 +246,29 @@ def test_search_mode_with_two_local_workers(sqlite_url: str, tmp_path: Path) -> 
     assert attrs["rnnopt.cell"] == "*" and attrs["rnnopt.mode"] == "search"
     table = res.stdout.splitlines()
     assert table[-2].startswith("lstm") and table[-1].startswith("gru")
+    _assert_one_log_format(res.stderr)
+    # One progress display for the run, from the parent; no per-trial lines without --verbose.
+    assert "rnnopt.progress: trials 3/3 done" in res.stderr
+    assert "training " not in res.stderr and ": step " not in res.stderr
+    # --verbose adds each evaluation of each trial (as log records, in the same format).
+    res = run(["--task", "xml", "--cells", "lstm,gru", "--mode", "search", "--workers", "2",
+               "--study-file", str(study), "--storage", sqlite_url, "--n-trials", "4",
+               "--verbose"], tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    _assert_one_log_format(res.stderr)
+    assert re.search(r"rnnopt\.objective: trial 3 of xml/search: step 10, accuracy", res.stderr)
+    assert "rnnopt.progress: trials 4/4 done" in res.stderr
+
+
+LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) [a-z_][\w.]*: ")
+
+
+def _assert_one_log_format(stderr: str) -> None:
+    """Every line of the parent and its workers through `logging` in one format: no Optuna
+    "[I ...]" lines, no "[worker N]" prefixes, no "\\r" step lines, no __main__ loggers."""
+    assert "\r" not in stderr
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert lines
+    for ln in lines:
+        assert LOG_LINE.match(ln), ln
+        assert not ln.split(": ", 1)[0].endswith(("__main__", "__mp_main__")), ln
