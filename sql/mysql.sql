@@ -75,7 +75,9 @@ ua AS (
         max(CASE WHEN a.`key` = 'steps' THEN CAST(a.num AS SIGNED) END) AS steps,
         max(CASE WHEN a.`key` = 'tokens_per_s' THEN a.num END) AS tokens_per_s,
         max(CASE WHEN a.`key` = 'test_metric' THEN a.num END) AS test_metric,
-        max(CASE WHEN a.`key` = 'valid_metric' THEN a.num END) AS valid_metric
+        max(CASE WHEN a.`key` = 'valid_metric' THEN a.num END) AS valid_metric,
+        -- a confirmation trial (rnnopt/confirm.py): the search trial it retrains
+        max(CASE WHEN a.`key` = 'confirm_of' THEN CAST(a.num AS SIGNED) END) AS confirm_of
     FROM (
         -- Optuna writes float('nan') as the non-JSON text NaN: only JSON numbers are numbers.
         SELECT
@@ -123,7 +125,7 @@ SELECT
     pj.lr, pj.clip_norm, pj.init_scale, pj.layers, pj.dropout, pj.forget_bias,
     pj.input_gate, pj.output_gate, pj.forget_gate, pj.param_budget,
     ua.n_params, ua.hidden_size, ua.tokens_per_s, ua.device, ua.stop_reason, ua.steps,
-    ua.test_metric, ua.valid_metric, ua.reason,
+    ua.test_metric, ua.valid_metric, ua.reason, ua.confirm_of,
     t.datetime_start, t.datetime_complete
 FROM trials t
 JOIN rnnopt_studies s ON s.study_id = t.study_id
@@ -131,7 +133,8 @@ LEFT JOIN trial_values v ON v.trial_id = t.trial_id AND v.objective = 0
 LEFT JOIN ua ON ua.trial_id = t.trial_id
 LEFT JOIN pj ON pj.trial_id = t.trial_id;
 
--- One row per (task, cell, direction) over all rnnopt studies in the database.
+-- One row per (task, cell, direction) over all rnnopt studies in the database (search trials;
+-- confirmation trials are in rnnopt_trials with confirm_of set).
 CREATE VIEW rnnopt_leaderboard AS
 WITH
 ranked AS (
@@ -142,7 +145,7 @@ ranked AS (
             AS rk,
         count(*) OVER (PARTITION BY task, cell, direction) AS n
     FROM rnnopt_trials
-    WHERE state = 'COMPLETE' AND value IS NOT NULL
+    WHERE state = 'COMPLETE' AND value IS NOT NULL AND confirm_of IS NULL
 ),
 top AS (
     SELECT task, cell, direction, avg(value) AS median_top10
@@ -172,4 +175,5 @@ FROM rnnopt_trials tr
 LEFT JOIN top
     ON top.task = tr.task AND top.cell <=> tr.cell
     AND top.direction = tr.direction
+WHERE tr.confirm_of IS NULL  -- the search's trials only
 GROUP BY tr.task, tr.cell, tr.direction;
