@@ -33,3 +33,16 @@ def test_torch_requirement_is_satisfied_by_the_local_cpu_build() -> None:
 
     assert "2.13.0" in SpecifierSet(torch_req.removeprefix("torch"))
     assert not any(d.startswith("torchtext") for d in deps)
+
+
+def test_the_library_snippet_learns() -> None:
+    """The README's Python example runs as printed and trains well above chance."""
+    readme = (REPO / "README.md").read_text()
+    usage = readme.split("Library use:", 1)[1]
+    (snippet,) = re.findall(r"```python\n(.*?)```", usage, flags=re.S)[:1]
+    scope: dict = {}
+    exec(compile(snippet, "README.md", "exec"), scope)
+    task, result = scope["task"], scope["result"]
+    chance = 1.0 / task.output_size  # guessing a symbol uniformly
+    assert result.stop_reason == "finished"
+    assert result.valid_metrics[task.metric] > max(0.5, 5 * chance), result.valid_metrics
