@@ -72,7 +72,7 @@ def _blocks(
 
 
 class _Vocab:
-    """Counting and encoding at one level (character: code points; word: strings)."""
+    """Symbol counts of one split at one level (character: code points; word: strings)."""
 
     def __init__(self, level: str, *, symbols: bool = True) -> None:
         self.level = level
