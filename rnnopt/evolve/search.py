@@ -813,7 +813,7 @@ class Evolution:
                 if acc is not None and math.isfinite(acc):
                     trial.report(float(acc), step)
 
-            result = train(tc, on_eval=on_eval)
+            result = train(tc, on_eval=on_eval, progress=False)  # workers log; no \r lines
             stop = result.stop_reason
             if result.best_valid is not None and math.isfinite(result.best_valid):
                 value = float(result.best_valid)
