@@ -65,8 +65,9 @@ _MINIMUM = {"reduction_factor": 2, "min_resource": 1, "max_resource": 1, "n_ei_c
 
 
 def startup_trials(n_trials: int) -> int:
-    """Random start-up trials of a study of ``n_trials``: a third of them, 1 to 10."""
-    return max(1, min(MAX_STARTUP, n_trials // 3))
+    """Random start-up trials of a study of ``n_trials``: a third of them, 2 to 10 (a model
+    of a single trial would only search around it)."""
+    return max(2, min(MAX_STARTUP, n_trials // 3))
 
 
 def check_options(
@@ -145,7 +146,7 @@ def startup_text(name: str, n_trials: int, options: Mapping[str, Any] | None = N
     n = min(n, n_trials)
     return (
         f"sampler {name}: the first {n} of {n_trials} trials per study are random start-up, "
-        f"the other {n_trials - n} are modelled (n_startup_trials; set it in [sampler])"
+        f"{n_trials - n} modelled (n_startup_trials; set it in [sampler])"
     )
 
 

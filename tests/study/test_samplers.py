@@ -22,13 +22,13 @@ def _plan(tmp_path: Path, extra: str, *argv: str):  # type: ignore[no-untyped-de
 
 def test_startup_trials_are_sized_to_the_study() -> None:
     # Optuna's default (10) would make every trial of a 3-trial study random.
-    assert [samplers.startup_trials(n) for n in (1, 3, 12, 30, 200)] == [1, 1, 4, 10, 10]
+    assert [samplers.startup_trials(n) for n in (3, 12, 30, 200)] == [2, 4, 10, 10]
     sampler = samplers.make_sampler("tpe", 0, n_trials=3)
-    assert sampler._n_startup_trials == 1
+    assert sampler._n_startup_trials == 2
     gp = samplers.make_sampler("gp", 0, n_trials=12)
     assert gp._n_startup_trials == 4
     text = samplers.startup_text("tpe", 3)
-    assert "first 1 of 3 trials per study are random start-up, the other 2 are modelled" in text
+    assert "first 2 of 3 trials per study are random start-up, 1 modelled" in text
     assert "all 3 trials" in samplers.startup_text("random", 3)
 
 
