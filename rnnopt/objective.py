@@ -42,27 +42,38 @@ RESUMED_ATTR = "resumed_from_step"
 
 
 def train_settings(
-    values: Mapping[str, Any], cell: str, cell_spec: Any
+    values: Mapping[str, Any],
+    cell: str,
+    cell_spec: Any,
+    cell_options: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split suggested values into TrainConfig keys and cell options (the gate flags and the
-    cell's own searchable options)."""
+    cell's own searchable options).
+
+    ``cell_options`` are the study's fixed ones; ``forget_bias`` is passed only when the cell,
+    with those options and this trial's gates, has a forget gate.
+    """
     config: dict[str, Any] = {}
-    cell_options: dict[str, Any] = {}
+    options: dict[str, Any] = {
+        name: bool(value)
+        for name, value in values.items()
+        if name in space_mod.GATE_NAMES and name in cell_spec.gates
+    }
+    gates = dict(options)
     for name, value in values.items():
         if name in space_mod.GATE_NAMES:
-            if name in cell_spec.gates:
-                cell_options[name] = bool(value)
-        elif name == "forget_bias":
-            if cell_spec.has_forget_bias:
+            continue
+        if name == "forget_bias":
+            if cell_spec.forget_bias_with({**(cell_options or {}), **gates}):
                 config[name] = float(value)
         elif name not in space_mod.SPACE_PARAMS:  # a cell's own searchable option
             if name in cell_spec.searchable:
-                cell_options[name] = value
+                options[name] = value
         elif name in ("layers", "hidden_size", "param_budget"):
             config[name] = int(value)
         else:
             config[name] = float(value)
-    return config, cell_options
+    return config, options
 
 
 @dataclass
@@ -101,7 +112,7 @@ def make_objective(
         cell_name = chosen or cell
         assert cell_name is not None
         spec = cell_registry.spec(cell_name)
-        extra, gate_options = train_settings(values, cell_name, spec)
+        extra, gate_options = train_settings(values, cell_name, spec, base.get("cell_options", {}))
         config_dict = dict(base)
         config_dict.update(extra)
         config_dict["cell_options"] = {**dict(base.get("cell_options", {})), **gate_options}

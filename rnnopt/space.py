@@ -29,9 +29,11 @@ chosen sampler's and pruner's options, rnnopt/samplers.py)::
 A parameter that gives both a ``grid`` and a range is suggested categorically over the grid by
 the ``paper`` sampler (the paper's random search over its discrete grids) and as a continuous
 (or integer) range by every other sampler. Gate ablations apply only to cells whose spec lists
-that gate, ``forget_bias`` only to cells that have a forget bias, and a cell's own searchable
-option (``rnnopt.cells.CellOption``, e.g. ``scale = {low = 0.5, high = 2}``, or ``scale = {}``
-for the range the cell declares) only to the cells that declare it.
+that gate, ``forget_bias`` only to cells that have a forget bias (and, where ``forget_gate`` is
+searched, only to trials that keep the forget gate: ``"requires": {"forget_gate": true}`` in
+the resolved space; a bias belongs to the forget gate), and a cell's own searchable option
+(``rnnopt.cells.CellOption``, e.g. ``scale = {low = 0.5, high = 2}``, or ``scale = {}`` for the
+range the cell declares) only to the cells that declare it.
 """
 
 from __future__ import annotations
@@ -265,6 +267,11 @@ class Space:
                 entry = dict(param.resolve(grid_mode))
                 if search and len(having) != len(cells):
                     entry["only_cells"] = having
+                if "forget_gate" in self.gates and any(
+                    "forget_gate" in specs[c].gates for c in having
+                ):
+                    # A bias belongs to the forget gate: none in a trial without one.
+                    entry["requires"] = {"forget_gate": True}
                 out["params"][name] = entry
             else:
                 out["params"][name] = param.resolve(grid_mode)
@@ -301,9 +308,14 @@ def suggest(trial: Any, space: Mapping[str, Any]) -> tuple[str | None, dict[str,
     if "cell" in space:
         cell = trial.suggest_categorical("cell", space["cell"]["choices"])
     values: dict[str, Any] = {}
-    for name, dist in space["params"].items():
+    # Conditional parameters last, once the parameters they depend on have their values.
+    ordered = sorted(space["params"].items(), key=lambda item: "requires" in item[1])
+    for name, dist in ordered:
         only = dist.get("only_cells")
         if only is not None and cell not in only:
+            continue
+        needs = dist.get("requires", {})
+        if any(values.get(key, want) != want for key, want in needs.items()):
             continue
         kind = dist["type"]
         if kind == "fixed":

@@ -317,7 +317,9 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
                 probe = _probe_values(resolved, c)
                 from rnnopt.objective import train_settings
 
-                extra, gates = train_settings(probe, c, cell_registry.spec(c))
+                extra, gates = train_settings(
+                    probe, c, cell_registry.spec(c), base.get("cell_options", {})
+                )
                 cfg = {**base, **extra, "task": task_name, "cell": c, "seed": seed}
                 cfg["cell_options"] = {**dict(base.get("cell_options", {})), **gates}
                 try:

@@ -48,6 +48,12 @@ def data_dir() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def have_data() -> bool:
+    """Whether the real data sets are here (for tests that run with or without them)."""
+    return HAVE_DATA
+
+
 def _skip_without_data() -> Iterator[None]:
     from rnnopt.errors import DataError
 

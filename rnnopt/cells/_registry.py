@@ -93,6 +93,14 @@ class CellSpec:
     description: str = ""
     searchable: Mapping[str, CellOption] = field(default_factory=dict)
 
+    def forget_bias_with(self, options: Mapping[str, Any]) -> bool:
+        """Whether the cell built with ``options`` has a forget-gate bias: a bias belongs to the
+        forget gate, so there is none with ``forget_gate=False`` or coupled gates."""
+        if not self.has_forget_bias:
+            return False
+        merged = {**self.defaults, **options}
+        return merged.get("forget_gate", True) is not False and not merged.get("coupled_gates")
+
 
 _REGISTRY: dict[str, CellSpec] = {}
 _lock = threading.Lock()

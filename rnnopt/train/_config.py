@@ -11,6 +11,9 @@ from typing import Any
 from rnnopt.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam")
+# Validation batches read by each evaluation during training: enough to rank weights, pick the
+# best and prune; the whole validation and test splits are read once, at the end of a run.
+DEFAULT_EVAL_BATCHES = 20
 # "mean": the task's loss, a mean over scored positions. "sum_over_steps": Zaremba et al.
 # (2014), the setup the paper cites: the sum over the unrolled steps of the batch-mean loss,
 # i.e. the scored positions' summed loss divided by the batch size (docs/tasks.md).
@@ -28,8 +31,10 @@ class TrainConfig:
     """Everything one training run needs; see docs/ARCHITECTURE.md for the meaning of each key.
 
     Exactly one of ``hidden_size`` and ``param_budget`` is set. ``forget_bias`` is passed to the
-    cell only when set (LSTM family). ``eval_batches`` limits evaluation to the first N valid
-    batches (``None``: the whole split). ``checkpoint_every`` counts evaluations.
+    cell only when set (LSTM family). ``eval_batches``: the evaluations during training read
+    the first N validation batches (``None``: the whole split each time); the run's reported
+    validation and test metrics are measured once at the end, with the best weights, on the whole
+    splits. ``checkpoint_every`` counts evaluations.
     """
 
     task: str
@@ -50,7 +55,7 @@ class TrainConfig:
     unroll: int = 35
     max_steps: int = 2000
     eval_interval: int = 200
-    eval_batches: int | None = None
+    eval_batches: int | None = DEFAULT_EVAL_BATCHES
     lr_decay: float = 0.5
     patience: int = 1
     seed: int = 0

@@ -35,12 +35,14 @@ OnCheckpoint = Callable[[bytes], None]
 class TrainResult:
     """What a run reports.
 
-    ``valid_metrics`` are those of the best evaluation (by the task's primary metric and
-    direction) and ``test_metrics`` are measured at the end with those same best weights, as a
-    study reports a tuned model. A pruned run skips the test evaluation (``test_metrics`` is
-    empty); a run that diverged before its first evaluation has empty metrics and
-    ``best_valid`` None. ``history`` holds every evaluation: the valid metrics plus
-    ``train_loss`` (mean since the previous evaluation) and ``lr``.
+    The weights of the best evaluation (by the task's primary metric and direction; evaluations
+    read the first ``eval_batches`` validation batches) are kept; at the end ``valid_metrics``
+    (and ``best_valid``, their primary metric) and ``test_metrics`` are measured with them on the
+    whole validation and test splits, as a study reports a tuned model. A pruned run skips the
+    test evaluation (``test_metrics`` is empty); a run that diverged before its first
+    evaluation has empty metrics and ``best_valid`` None. ``history`` holds every evaluation:
+    the (bounded) valid metrics plus ``train_loss`` (mean since the previous evaluation) and
+    ``lr``.
     """
 
     stop_reason: str  # finished | pruned | diverged | time_limit
@@ -84,10 +86,11 @@ def model_cell_options(config: TrainConfig) -> dict[str, Any]:
         )
     options = dict(config.cell_options)
     if config.forget_bias is not None:
-        if not spec.has_forget_bias:
+        if not spec.forget_bias_with(options):
+            built = f" with {options}" if options else ""
             raise ConfigError(
-                f"forget_bias={config.forget_bias!r} but cell {config.cell!r} has no forget "
-                "gate bias; allowed: null for this cell"
+                f"forget_bias={config.forget_bias!r} but cell {config.cell!r}{built} has no "
+                "forget gate, so no forget bias; allowed: null for this cell"
             )
         options["forget_bias"] = config.forget_bias
     return options
@@ -290,6 +293,11 @@ class _Run:
         if reason != "pruned" and self.best_state is not None:
             assert self.model is not None
             self.model.load_state_dict(self.best_state)
+            if cfg.eval_batches is not None:
+                # The best weights were picked on the first eval_batches; report the whole split.
+                full = self._evaluate("valid", whole=True)
+                if math.isfinite(full[self.task.metric]):
+                    self.best_metrics, self.best = full, full[self.task.metric]
             test = self._evaluate("test")
         if reason == "diverged":
             logger.info("run diverged: %s", message)
@@ -359,13 +367,15 @@ class _Run:
         return self.train_tokens / self.train_time if self.train_time > 0 else 0.0
 
     # ----------------------------------------------------------------------------- evaluation
-    def _evaluate(self, split: str) -> dict[str, float]:
+    def _evaluate(self, split: str, *, whole: bool = False) -> dict[str, float]:
+        """Metrics on ``split``: the first ``eval_batches`` of valid unless ``whole``; all of
+        test."""
         assert self.model is not None
         model = self.model
         model.eval()
         totals: dict[str, float] = {}
         state: State | None = None
-        limit = self.cfg.eval_batches if split == "valid" else None
+        limit = self.cfg.eval_batches if split == "valid" and not whole else None
         batches = self.task.batches(split, batch_size=self.cfg.batch_size, unroll=self.cfg.unroll)
         try:
             with torch.no_grad(), self._autocast():

@@ -115,3 +115,50 @@ def test_default_plan_is_the_quick_study(tmp_path: Path, monkeypatch: pytest.Mon
     plan = make_plan(build_parser().parse_args(
         ["--task", "xml", "--n-trials", "5", "--max-steps", "50", "--workers", "1"]), None)
     assert (plan.n_trials, plan.max_steps, plan.workers) == (5, 50, 1)
+
+
+def test_forget_bias_belongs_to_the_forget_gate() -> None:
+    """Searched together, forget_bias is suggested only in trials that keep the forget gate,
+    and never reaches a cell without one (the LSTM ablation study's space)."""
+    import optuna
+
+    from rnnopt import cells
+    from rnnopt.objective import train_settings
+
+    s = space.parse_space({"gates": ["forget_gate"], "forget_bias": [0, 1, 2], "hidden_size": 8})
+    resolved = s.resolved(["lstm"], grid_mode=True, search=False)
+    assert resolved["params"]["forget_bias"]["requires"] == {"forget_gate": True}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(30):
+        trial = study.ask()
+        _, values = space.suggest(trial, resolved)
+        gate = values["forget_gate"]
+        seen.add(gate)
+        assert ("forget_bias" in values) == gate and ("forget_bias" in trial.params) == gate
+        study.tell(trial, 0.0)
+    assert seen == {True, False}
+    # a fixed forget_gate=False among the study's cell options drops the bias as well
+    spec = cells.spec("lstm")
+    config, gates = train_settings({"forget_bias": 2.0}, "lstm", spec, {"forget_gate": False})
+    assert "forget_bias" not in config and gates == {}
+    config, _ = train_settings({"forget_bias": 2.0, "forget_gate": True}, "lstm", spec, {})
+    assert config == {"forget_bias": 2.0}
+    # without gate search, the rule is the cells': lstm-f has no bias to search
+    plain = space.parse_space({"forget_bias": [0, 1], "hidden_size": 8})
+    assert "requires" not in plain.resolved(["lstm"], grid_mode=True, search=False)["params"][
+        "forget_bias"
+    ]
+    assert "forget_bias" not in plain.resolved(["lstm-f"], grid_mode=True, search=False)["params"]
+
+
+def test_forget_bias_without_a_forget_gate_is_refused_by_the_trainer() -> None:
+    from rnnopt.train import TrainConfig
+    from rnnopt.train._loop import model_cell_options
+
+    config = TrainConfig(
+        task="xml", cell="lstm", hidden_size=8, forget_bias=1.0,
+        cell_options={"forget_gate": False},
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"forget_bias=1\.0 .*'lstm'.*no forget gate"):
+        model_cell_options(config)
