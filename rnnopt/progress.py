@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -147,11 +148,13 @@ class RunProgress:
             from tqdm import tqdm
 
             if self._bar is None:
+                sized = _columns(self.stream) > 0  # a pty without a size reports 0 columns
                 self._bar = tqdm(
                     total=self.total, initial=min(counts.done, self.total), desc="trials",
-                    unit="trial", file=self.stream, dynamic_ncols=True, smoothing=0.1,
+                    unit="trial", file=self.stream, dynamic_ncols=sized,
+                    ncols=None if sized else 120, nrows=None if sized else 20, smoothing=0,
                 )
-            self._bar.n = min(counts.done, self.total)
+            self._bar.update(max(0, min(counts.done, self.total) - self._bar.n))  # feeds the ETA
             self._bar.set_postfix_str(
                 f"{counts.pruned} pruned, {counts.failed} failed, {self.best_text(counts)}",
                 refresh=False,
@@ -196,3 +199,10 @@ class RunProgress:
                 engine = getattr(self._storage, "engine", None)
                 if engine is not None:
                     engine.dispose()
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 0

@@ -567,7 +567,7 @@ def _to_html(sections: list[tuple[str, Any]], storage: str) -> str:
     out = ["<!doctype html>", "<html><head><meta charset='utf-8'><title>rnnopt report</title>",
            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
            "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-           "td:first-child{text-align:left}img{max-width:48%;margin:4px}</style></head><body>",
+           "td:first-child{text-align:left}img{max-width:100%;margin:4px}</style></head><body>",
            "<h1>rnnopt report</h1>", f"<p>Storage: <code>{e(storage)}</code></p>"]
     for title, content in sections:
         out.append(f"<h2>{e(title)}</h2>")
