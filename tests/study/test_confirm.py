@@ -149,3 +149,26 @@ def test_confirm_end_to_end_survives_sigkill_and_counts_right(
     row = next(line for line in text.splitlines() if line.startswith("| xml | tanh | "))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[4] == "2/2" and cells[6].startswith("[") and cells[7] == "best"
+
+
+@pytest.mark.parametrize(
+    ("argv", "file_line", "needle"),
+    [
+        (["--confirm", "-1"], "", "--confirm must be an integer >= 0, got -1"),
+        ([], "confirm = '3'", "--confirm must be an integer >= 0, got '3'"),
+    ],
+)
+def test_bad_confirm_is_a_one_line_error(
+    argv: list[str], file_line: str, needle: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from rnnopt._cli import run_cli
+    from rnnopt.study import main
+
+    monkeypatch.chdir(tmp_path)
+    study = tmp_path / "s.toml"
+    study.write_text(f"[study]\nn_trials = 1\nmax_steps = 2\n{file_line}\n")
+    code = run_cli(main, ["--task", "xml", "--cells", "gru", "--study-file", str(study), *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and needle in err[0], err
+    assert not (tmp_path / "rnnopt.db").exists()
