@@ -39,6 +39,8 @@ def test_report_and_views_default_to_the_study_storage(
     err = capsys.readouterr().err
     assert err.startswith(f"error: no SQLite database at {tmp_path / 'rnnopt.db'}")
     assert main(["db", "views"]) == 2
+    assert main(["dashboard"]) == 2
+    assert capsys.readouterr().err.count("error: no SQLite database at ") == 2
     assert not (tmp_path / "rnnopt.db").exists()
 
     fill("sqlite:///rnnopt.db")  # what `rnnopt study` writes by default
