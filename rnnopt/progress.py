@@ -77,7 +77,7 @@ class RunProgress:
         total: int,
         *,
         stream: TextIO,
-        poll_s: float = 2.0,
+        poll_s: float = 5.0,
         line_every_s: float = 30.0,
     ) -> None:
         self.url = url
