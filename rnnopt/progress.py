@@ -36,7 +36,8 @@ class Tally:
 
 
 def tally(studies: Sequence[Any], trials_of: Sequence[Sequence[Any]]) -> Tally:
-    """Count finished trials (a retried trial counts once, as its retry) of ``studies``
+    """Count finished trials (a retried trial counts once, as its retry; a failed one is not
+    done, since it does not use up a slot of --n-trials) of ``studies``
     (``StudyDef``-like: task, cell, mode, direction) whose trials are ``trials_of``."""
     from optuna.trial import TrialState
 
@@ -46,7 +47,7 @@ def tally(studies: Sequence[Any], trials_of: Sequence[Sequence[Any]]) -> Tally:
         for t in trials:
             if t.number in replaced or not t.state.is_finished():
                 continue
-            out.done += 1
+            out.done += t.state != TrialState.FAIL  # a failed trial leaves its slot (study.py)
             out.pruned += t.state == TrialState.PRUNED
             out.failed += t.state == TrialState.FAIL
             if t.state != TrialState.COMPLETE or t.value is None or not math.isfinite(t.value):

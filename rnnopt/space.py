@@ -202,6 +202,11 @@ def _parse_param(name: str, spec: Any, source: str, integer: bool | None = None)
         step = _number(name, step, source)
         if step <= 0 or log:
             raise ConfigError(f"space.{name}.step: {step!r} must be > 0 and not with log{where}")
+        if integer and int(step) != step:
+            raise ConfigError(
+                f"space.{name}.step: {step!r}; allowed: a whole number >= 1 ({name} is an "
+                f"integer){where}"
+            )
     _check_bounds(name, [*(grid or ()), *((low, high) if low is not None else ())], source)
     if integer and low is not None:
         low, high = int(low), int(high)
@@ -447,6 +452,12 @@ def _check_train(
         raise ConfigError(
             f"unknown {label} key(s) {', '.join(unknown)}{where}; allowed: {', '.join(allowed)}"
         )
+    for key in ("cell_options", "task_options"):
+        if key in table and not isinstance(table[key], dict):
+            raise ConfigError(
+                f"{label}.{key} = {table[key]!r}{where}; allowed: a table of options, "
+                f"e.g. {key} = {{ name = value }}"
+            )
     if per_task and all(k in table for k in _SIZE_KEYS):
         raise ConfigError(f"{label}: give hidden_size or param_budget, not both{where}")
     for key in _SIZE_KEYS:
@@ -457,6 +468,14 @@ def _check_train(
                     f"{label}.{key}: must be one integer (search it in [space]){where}"
                 )
     return dict(table)
+
+
+_STUDY_STRINGS = {
+    "task": "a task name in quotes (e.g. task = \"xml\"), or tasks = [...]",
+    "mode": "\"compare\" or \"search\"",
+    "sampler": "a sampler name in quotes",
+    "pruner": "a pruner name in quotes",
+}
 
 
 def resolve_study_path(name: str) -> Path:
@@ -482,6 +501,11 @@ def load_study_file(name: str) -> StudyFile:
     try:
         with path.open("rb") as fh:
             doc = tomllib.load(fh)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"study file {source} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+            f"offset {exc.start}); allowed: a TOML file in UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"study file {source} is not valid TOML: {exc}") from None
     except OSError as exc:
@@ -506,6 +530,13 @@ def load_study_file(name: str) -> StudyFile:
         )
     if "task" in study and "tasks" in study:
         raise ConfigError(f"study: give task or tasks, not both{where}")
+    for key, allowed in _STUDY_STRINGS.items():
+        if key in study and (not isinstance(study[key], str) or not study[key].strip()):
+            raise ConfigError(f"study.{key} = {study[key]!r}{where}; allowed: {allowed}")
+    if isinstance(study.get("timeout"), bool):
+        raise ConfigError(
+            f"study.timeout = {study['timeout']!r}{where}; allowed: a number of seconds > 0"
+        )
     for key in ("tasks", "cells"):
         if key in study and (
             not isinstance(study[key], list) or not all(isinstance(x, str) for x in study[key])
@@ -515,6 +546,14 @@ def load_study_file(name: str) -> StudyFile:
     if not isinstance(train_raw, dict):
         raise ConfigError(f"[train] must be a table{where}")
     per_task = {k: v for k, v in train_raw.items() if isinstance(v, dict) and k not in _TRAIN_KEYS}
+    from rnnopt import tasks as task_registry
+
+    unknown_tasks = sorted(set(per_task) - set(task_registry.names()))
+    if unknown_tasks:
+        raise ConfigError(
+            f"unknown table(s) {', '.join(f'[train.{t}]' for t in unknown_tasks)}{where}; "
+            f"allowed: [train.TASK] for a task among {', '.join(task_registry.names())}"
+        )
     train = _check_train({k: v for k, v in train_raw.items() if k not in per_task}, where, "train")
     task_train = {t: _check_train(v, where, f"train.{t}", True) for t, v in per_task.items()}
     space = parse_space(doc.get("space", {}), source)

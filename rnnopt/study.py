@@ -64,6 +64,9 @@ MAX_AUTO_WORKERS = 4  # --workers auto on CPU: one single-threaded process per c
 DEFAULT_SAMPLER = "tpe"
 DEFAULT_PRUNER = "median"
 DEFAULT_HEARTBEAT_S = 60
+MAX_HEARTBEAT_S = 86400
+MAX_SEED = 2**32 - 1  # numpy's generators (and so Optuna's samplers) take 32-bit seeds
+MAX_STUDY_NAME = 512  # Optuna's studies.study_name is VARCHAR(512) on PostgreSQL and MySQL
 DEFAULT_MAX_RETRY = 3
 
 
@@ -173,7 +176,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--heartbeat",
-        type=int,
         default=DEFAULT_HEARTBEAT_S,
         help="seconds between trial heartbeats; a trial silent for twice as long is "
         f"retried (default {DEFAULT_HEARTBEAT_S})",
@@ -193,9 +195,19 @@ def _pick(cli: Any, file_value: Any, default: Any) -> Any:
     return cli if cli is not None else (file_value if file_value is not None else default)
 
 
-def _check_int(name: str, value: Any, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise ConfigError(f"{name} must be an integer >= {lo}, got {value!r}")
+def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
+    given = value
+    if isinstance(value, str):  # a whole number given as text (1e3 included)
+        try:
+            number = float(value)
+            value = int(number) if number.is_integer() else value
+        except (ValueError, OverflowError):
+            pass
+    bad = isinstance(value, bool) or not isinstance(value, int) or value < lo
+    if bad or (hi is not None and value > hi):
+        allowed = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+        shown = given if isinstance(given, str) else repr(given)
+        raise ConfigError(f"{name} must be an integer {allowed}, got {shown}")
     return value
 
 
@@ -219,9 +231,14 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
         if t not in task_registry.names():
             raise ConfigError(f"unknown task {t!r}; allowed: {', '.join(task_registry.names())}")
     cli_task_options = userdata.task_options(args.data, args.task_option, tasks)
-    cells = _csv(args.cells) if args.cells else list(fs.get("cells", space_mod.PAPER_CELLS))
+    cells = (
+        _csv(args.cells) if args.cells is not None else list(fs.get("cells", space_mod.PAPER_CELLS))
+    )
     if not cells:
-        raise ConfigError("--cells is empty; give at least one cell name")
+        raise ConfigError(
+            f"--cells {args.cells if args.cells is not None else fs.get('cells')!r} names no "
+            f"cell; allowed: comma-separated names among {', '.join(cell_registry.names())}"
+        )
     for c in cells:
         if c not in cell_registry.names():
             raise ConfigError(f"unknown cell {c!r}; allowed: {', '.join(cell_registry.names())}")
@@ -252,14 +269,17 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
     confirm = _check_int("--confirm", _pick(args.confirm, fs.get("confirm"), 0), 0)
     sampler_options = check_options("sampler", sampler, sf.sampler, sf.path)
     pruner_options = check_options("pruner", pruner, sf.pruner, sf.path)
+    from rnnopt.train._loop import resolve_device
+
+    resolve_device(args.device)  # cuda/cuda:N must exist here
     workers = _workers(args.workers, args.device)
-    heartbeat = _check_int("--heartbeat", args.heartbeat, 1)
+    heartbeat = _check_int("--heartbeat", args.heartbeat, 1, MAX_HEARTBEAT_S)
     max_retry = _check_int("--max-retry", args.max_retry, 0)
     timeout = _pick(args.timeout, fs.get("timeout"), None)
     if timeout is not None and (not isinstance(timeout, int | float) or not timeout > 0):
         raise ConfigError(f"--timeout must be a number of seconds > 0, got {timeout!r}")
     seed_given = _pick(args.seed, fs.get("seed"), None)
-    seed = _check_int("--seed", 0 if seed_given is None else seed_given, 0)
+    seed = _check_int("--seed", 0 if seed_given is None else seed_given, 0, MAX_SEED)
     prefix = _pick(args.study_name, fs.get("study_name"), "")
     if not isinstance(prefix, str) or any(ch in prefix for ch in "\n\r\t"):
         raise ConfigError(f"--study-name {prefix!r} must be a one-line string")
@@ -312,6 +332,11 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
             )
             cell_label = group[0] if mode == "compare" else "*"
             name = f"{prefix}{task_name}/{cell_label if mode == 'compare' else 'search'}"
+            if len(name) > MAX_STUDY_NAME:
+                raise ConfigError(
+                    f"study name {name[:40]}... is {len(name)} characters; allowed: at most "
+                    f"{MAX_STUDY_NAME} (Optuna's limit): give a shorter --study-name prefix"
+                )
             # Build one config from the space's first values: bad [train] settings fail now.
             for c in group:
                 probe = _probe_values(resolved, c)
@@ -327,6 +352,8 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
                 except TypeError as exc:
                     raise ConfigError(f"bad training settings for {name}: {exc}") from None
                 task.check_data(batch_size=config.batch_size, unroll=config.unroll)
+                _check_cell(config)
+                _check_memory(task, config, resolved, c, workers, args.device)
             studies.append(
                 StudyDef(
                     name,
@@ -369,6 +396,83 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
         sampler_options=sampler_options,
         pruner_options=pruner_options,
     )
+
+
+def _check_cell(config: Any) -> None:
+    """Build the cell once, tiny, with the study's options: unknown or bad options fail now."""
+    from rnnopt import cells as cell_registry
+    from rnnopt.train._loop import model_cell_options
+
+    options = model_cell_options(config)
+    try:
+        cell_registry.build(config.cell, 2, 2, **options)
+    except TypeError as exc:
+        raise ConfigError(f"cell {config.cell!r} with options {options}: {exc}") from None
+
+
+def _largest(dist: dict[str, Any] | None) -> Any:
+    if dist is None:
+        return None
+    if dist["type"] == "fixed":
+        return dist["value"]
+    if dist["type"] == "categorical":
+        return max(dist["choices"])
+    return dist["high"]
+
+
+def _check_memory(
+    task: Any, config: Any, resolved: dict[str, Any], cell: str, workers: int, device: str
+) -> None:
+    """Refuse a space whose largest model cannot fit: parameters, gradients, the best weights'
+    copy and the optimizer's state (4 float32 copies, 6 with Adam) plus activations, times the
+    workers, against the memory available (RAM, or the GPU's free memory)."""
+    from rnnopt.budget import model_parameters, solve_hidden_size
+    from rnnopt.train._loop import model_cell_options
+
+    params = resolved["params"]
+    layers = int(_largest(params.get("layers")) or config.layers)
+    options = model_cell_options(config)
+    if "param_budget" in params:
+        budget = int(_largest(params["param_budget"]))
+        size = f"param_budget={budget}"
+        hidden = solve_hidden_size(task, cell, budget, layers=layers, **options)
+    else:
+        hidden = int(_largest(params.get("hidden_size")) or config.hidden_size)
+        size = f"hidden_size={hidden}"
+    copies = 6 if config.optimizer == "adam" else 4
+    available, where = _available_memory(device)
+    # Every cell has at least one [H, H] matrix per layer: a lower bound that needs no model.
+    n_params = layers * hidden * hidden + hidden * task.output_size
+    if n_params * 4 * copies * workers <= available:
+        n_params = model_parameters(task, cell, hidden, layers=layers, **options)
+    per_position = 8 * hidden * layers + task.output_size  # gate activations and logits
+    activations = 3 * 4 * config.batch_size * config.unroll * per_position
+    need = (n_params * 4 * copies + activations) * workers
+    if need > available:
+        gib = 2.0**30
+        raise ConfigError(
+            f"{size} ({layers} layer(s), {cell} on {task.name}) needs about {need / gib:,.1f} "
+            f"GiB of memory ({n_params:,} parameters, {workers} worker(s)), but {where} has "
+            f"{available / gib:,.1f} GiB available; allowed: a smaller hidden_size, "
+            "param_budget or layers (or fewer --workers)"
+        )
+
+
+def _available_memory(device: str) -> tuple[int, str]:
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available():
+        index = int(device.split(":", 1)[1]) if device.startswith("cuda:") else 0
+        free, _ = torch.cuda.mem_get_info(index)
+        return int(free), f"cuda:{index}"
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024, "this machine"
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine"
 
 
 def _workers(value: Any, device: str) -> int:
@@ -505,11 +609,15 @@ def _write_note(study: Any) -> None:
 
 
 def _slots_used(trials: Sequence[Any]) -> int:
-    """Trials that count toward --n-trials: all but those replaced by a retry and the
+    """Trials that count toward --n-trials: all but FAILED ones (a failed trial leaves its slot
+    to a rerun; a retry's FAILED parent is replaced by the retry in any case) and the
     confirmation trials."""
-    replaced = confirm_mod.replaced_trials(trials)
+    from optuna.trial import TrialState
+
     return sum(
-        1 for t in trials if t.number not in replaced and not confirm_mod.is_confirmation(t)
+        1
+        for t in trials
+        if t.state != TrialState.FAIL and not confirm_mod.is_confirmation(t)
     )
 
 
@@ -549,10 +657,10 @@ def _progress_line(sd: StudyDef, trials: Sequence[Any], n_trials: int) -> str:
     replaced = confirm_mod.replaced_trials(trials)
     counted = [t for t in trials if t.number not in replaced]
     search = [t for t in counted if not confirm_mod.is_confirmation(t)]
-    done = [t for t in search if t.state.is_finished()]
+    done = [t for t in search if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     complete = [t for t in done if t.state == TrialState.COMPLETE and t.value is not None]
     pruned = sum(t.state == TrialState.PRUNED for t in done)
-    failed = sum(t.state == TrialState.FAIL for t in done)
+    failed = sum(t.state == TrialState.FAIL for t in search)
     best = "-"
     if complete:
         pick = max if sd.direction == "maximize" else min
@@ -584,8 +692,11 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
     storage = st.open_storage(plan.url, heartbeat_interval=plan.heartbeat, max_retry=plan.max_retry)
     store = st.artifact_store(Path(plan.artifacts))
     deadline = time.monotonic() + plan.timeout if plan.timeout else math.inf
-    sampler_seed = None if plan.sampler_seed is None else plan.sampler_seed + 7919 * index
+    sampler_seed = (
+        None if plan.sampler_seed is None else (plan.sampler_seed + 7919 * index) % (MAX_SEED + 1)
+    )
     loaded: dict[str, Any] = {}
+    failures: dict[str, int] = {}  # failed trials per study in this run
     # The command shows the run's progress (rnnopt.progress); this per-study line is detail.
     say = progress or (lambda line: logger.debug("%s", line))
 
@@ -620,7 +731,9 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
                 artifact_store=store,
                 seed=plan.seed,
             )
-            while time.monotonic() < deadline:
+            # Failed trials do not count toward --n-trials; at most n_trials of them per run, so
+            # that a study that always fails ends.
+            while time.monotonic() < deadline and failures.get(sd.name, 0) < plan.n_trials:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     optuna.storages.fail_stale_trials(study)
@@ -637,7 +750,8 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
                         break
                     trial = study.ask()
                     storage.record_heartbeat(trial._trial_id)
-                _run_trial(study, trial, objective, storage, plan)
+                if _run_trial(study, trial, objective, storage, plan) == TrialState.FAIL:
+                    failures[sd.name] = failures.get(sd.name, 0) + 1
                 say(_progress_line(sd, study.get_trials(deepcopy=False), plan.n_trials))
         return pending
 
@@ -646,7 +760,8 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
         time.sleep(min(plan.heartbeat, 5))
 
 
-def _run_trial(study: Any, trial: Any, objective: Any, storage: Any, plan: Plan) -> None:
+def _run_trial(study: Any, trial: Any, objective: Any, storage: Any, plan: Plan) -> Any:
+    """Run one trial and tell its outcome; returns the TrialState told."""
     import optuna
     from optuna.trial import TrialState
 
@@ -657,6 +772,7 @@ def _run_trial(study: Any, trial: Any, objective: Any, storage: Any, plan: Plan)
             value = objective(trial)
     except optuna.TrialPruned:
         study.tell(trial, state=TrialState.PRUNED)
+        return TrialState.PRUNED
     except KeyboardInterrupt:
         ignore_interrupts()  # finish the clean-up undisturbed
         trial.set_user_attr("stop_reason", "failed")
@@ -672,8 +788,9 @@ def _run_trial(study: Any, trial: Any, objective: Any, storage: Any, plan: Plan)
             trial.set_user_attr("stop_reason", "failed")
             trial.set_user_attr("reason", f"{type(exc).__name__}: {exc}"[:1000])
         study.tell(trial, state=TrialState.FAIL)
-    else:
-        study.tell(trial, value)
+        return TrialState.FAIL
+    study.tell(trial, value)
+    return TrialState.COMPLETE
 
 
 def _worker_entry(plan: Plan, index: int) -> None:
@@ -820,7 +937,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     with RunProgress(plan.url, plan.studies, total, stream=sys.stderr):
         _run_workers(plan)
     print(summary_table(plan), flush=True)
+    failure = all_failed(plan)
+    if failure:
+        print(f"error: {failure}", file=sys.stderr, flush=True)
+        return 1
     return 0
+
+
+def all_failed(plan: Plan) -> str | None:
+    """One line naming the first study whose every trial failed and its first error, or None."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from rnnopt import storage as st
+
+    storage = st.open_storage(plan.url, heartbeat_interval=plan.heartbeat)
+    broken = []
+    for sd in plan.studies:
+        trials = optuna.load_study(study_name=sd.name, storage=storage).get_trials(deepcopy=False)
+        replaced = confirm_mod.replaced_trials(trials)
+        good = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        failed = [t for t in trials if t.state == TrialState.FAIL and t.number not in replaced]
+        if failed and not good:
+            broken.append((sd.name, failed))
+    if not broken:
+        return None
+    name, failed = broken[0]
+    first = failed[0].user_attrs.get("reason", "no reason recorded")
+    more = f" ({len(broken) - 1} more studies failed entirely)" if len(broken) > 1 else ""
+    return f"all {len(failed)} trials of {name} failed{more}; first error: {first}"
 
 
 if __name__ == "__main__":

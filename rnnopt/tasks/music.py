@@ -49,6 +49,10 @@ def parse_music(path: Path) -> dict[str, list[torch.Tensor]]:
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: line {exc.lineno}, column {exc.colno}: invalid JSON "
                         f"({exc.msg})") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to read; allowed: an object whose "
+                        "train, valid and test are lists of pieces, each a list of steps, each "
+                        "a list of MIDI note numbers") from None
     if not isinstance(doc, dict) or any(s not in doc for s in SPLITS):
         raise DataError(f"{path}: expected an object with keys train, valid, test")
     out: dict[str, list[torch.Tensor]] = {}

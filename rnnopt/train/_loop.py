@@ -23,7 +23,7 @@ from rnnopt.budget import solve_hidden_size
 from rnnopt.errors import ConfigError
 from rnnopt.model import SequenceModel, State, count_parameters
 from rnnopt.train import _checkpoint
-from rnnopt.train._config import STRUCTURAL_KEYS, TrainConfig
+from rnnopt.train._config import _DEVICE_RE, STRUCTURAL_KEYS, TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +60,12 @@ class TrainResult:
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> cuda when available else cpu; ``cuda[:N]`` must exist."""
+    if not isinstance(name, str) or not _DEVICE_RE.match(name):
+        raise ConfigError(f"bad device {name!r}; allowed: auto, cpu, cuda, cuda:N")
     if name == "auto":
         return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    if not name.startswith("cuda"):
-        raise ConfigError(f"bad device {name!r}; allowed: auto, cpu, cuda, cuda:N")
     if not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} is not available (no CUDA device); allowed: auto, cpu")
     index = int(name.split(":", 1)[1]) if ":" in name else 0
