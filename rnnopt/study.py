@@ -196,19 +196,20 @@ def _pick(cli: Any, file_value: Any, default: Any) -> Any:
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
-    given = value
-    if isinstance(value, str):  # a whole number given as text (1e3 included)
-        try:
-            number = float(value)
-            value = int(number) if number.is_integer() else value
-        except (ValueError, OverflowError):
-            pass
     bad = isinstance(value, bool) or not isinstance(value, int) or value < lo
     if bad or (hi is not None and value > hi):
         allowed = f">= {lo}" if hi is None else f"in {lo}..{hi}"
-        shown = given if isinstance(given, str) else repr(given)
-        raise ConfigError(f"{name} must be an integer {allowed}, got {shown}")
+        raise ConfigError(f"{name} must be an integer {allowed}, got {value!r}")
     return value
+
+
+def _whole_number(text: Any) -> Any:
+    """A command-line number ('60', '1e10') as an int where it is whole; else unchanged."""
+    try:
+        number = float(text)
+    except (TypeError, ValueError):
+        return text
+    return int(number) if number.is_integer() else number
 
 
 def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Plan:
@@ -273,7 +274,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
 
     resolve_device(args.device)  # cuda/cuda:N must exist here
     workers = _workers(args.workers, args.device)
-    heartbeat = _check_int("--heartbeat", args.heartbeat, 1, MAX_HEARTBEAT_S)
+    heartbeat = _check_int("--heartbeat", _whole_number(args.heartbeat), 1, MAX_HEARTBEAT_S)
     max_retry = _check_int("--max-retry", args.max_retry, 0)
     timeout = _pick(args.timeout, fs.get("timeout"), None)
     if timeout is not None and (not isinstance(timeout, int | float) or not timeout > 0):
