@@ -23,7 +23,9 @@ def run_cli(
     try:
         code = main(argv)
     except RnnoptError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from rnnopt.storage.urls import scrub
+
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -72,7 +74,9 @@ def cpus() -> int:
 
 # Modules whose code must not be cut short: a KeyboardInterrupt raised inside a database call
 # can leave a connection holding a write lock (SQLite) that the clean-up then waits on forever.
-_UNINTERRUPTIBLE = ("sqlalchemy", "optuna", "sqlite3", "psycopg", "pymysql", "MySQLdb")
+_UNINTERRUPTIBLE = (
+    "sqlalchemy", "optuna", "sqlite3", "psycopg", "pymysql", "MySQLdb", "rnnopt.storage"
+)
 _RETRY_S = 0.05
 
 

@@ -1,7 +1,7 @@
 """optuna-dashboard for rnnopt studies: markdown notes per study and a local server.
 
-``python -m rnnopt.dashboard --storage URL [--artifacts DIR] [--port 8080]`` writes a note to
-every rnnopt study that has none yet and serves optuna-dashboard on 127.0.0.1.
+``python -m rnnopt.dashboard --storage URL|--storage-env VAR [--artifacts DIR] [--port 8080]``
+writes a note to every rnnopt study that has none yet and serves optuna-dashboard on 127.0.0.1.
 
 The study layer calls :func:`write_study_note` when it creates a study, so the note (task, cell,
 space, budget, the command that reproduces it) is there from the first trial on.
@@ -17,8 +17,15 @@ from typing import Any
 
 import optuna
 
-from rnnopt.errors import ConfigError, StorageError
-from rnnopt.storage import DEFAULT_URL, default_artifact_dir, existing_storage, mask_url
+from rnnopt.errors import ConfigError
+from rnnopt.storage import (
+    add_storage_arguments,
+    default_artifact_dir,
+    existing_artifact_store,
+    existing_storage,
+    open_existing,
+    storage_url,
+)
 
 __all__ = ["main", "note_markdown", "write_notes", "write_study_note"]
 
@@ -94,26 +101,13 @@ def write_notes(storage: str | optuna.storages.BaseStorage, *, overwrite: bool =
     return written
 
 
-def _storage(url: str | None) -> optuna.storages.BaseStorage:
-    url = existing_storage(url)
-    try:
-        return optuna.storages.RDBStorage(url)
-    except Exception as exc:
-        text = str(exc).strip().splitlines()
-        raise StorageError(
-            f"cannot open storage {mask_url(url)!r}: {text[0] if text else type(exc).__name__}"
-        ) from exc
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     from rnnopt._cli import add_plugin_option, setup_logging
 
     parser = argparse.ArgumentParser(
         prog="python -m rnnopt.dashboard", description="Serve optuna-dashboard on 127.0.0.1."
     )
-    parser.add_argument(
-        "--storage", help=f"SQLAlchemy URL of the Optuna database (default {DEFAULT_URL}, as study)"
-    )
+    add_storage_arguments(parser)
     parser.add_argument(
         "--artifacts",
         help="checkpoint directory (default as study: next to the SQLite file, else "
@@ -125,23 +119,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = add_plugin_option(parser).parse_args(argv)
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port {args.port} is not a TCP port (1-65535)")
+    url = storage_url(args)
     setup_logging()
-    url = existing_storage(args.storage)
-    storage = _storage(url)
+    url = existing_storage(url)
+    # Check everything before touching the database: a bad --artifacts leaves it as it was.
+    from pathlib import Path
+
+    path = Path(args.artifacts) if args.artifacts else default_artifact_dir(url)
+    artifact_store = existing_artifact_store(path) if args.artifacts or path.is_dir() else None
+    storage = open_existing(url)
     if not args.no_notes:
         count = write_notes(storage)
         if count:
             logger.info("wrote notes to %d rnnopt studies", count)
-    from pathlib import Path
-
-    from optuna.artifacts import FileSystemArtifactStore
-
-    artifact_store = None
-    path = Path(args.artifacts) if args.artifacts else default_artifact_dir(url)
-    if path.is_dir():
-        artifact_store = FileSystemArtifactStore(str(path))
-    elif args.artifacts:
-        raise ConfigError(f"--artifacts {args.artifacts!r} is not a directory")
     from optuna_dashboard import run_server
 
     logger.info("optuna-dashboard on http://127.0.0.1:%d/dashboard/", args.port)

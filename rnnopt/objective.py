@@ -203,9 +203,9 @@ def make_objective(
 def retried_from(trial: optuna.trial.Trial) -> int | None:
     """Number of the original trial this one retries (the ``failed_trial`` system attribute
     that ``RetryHeartbeatStaleTrialCallback`` writes), or None."""
-    # optuna.trial.Trial has no public system_attrs in Optuna 5; read the stored trial.
-    frozen = trial.study._storage.get_trial(trial._trial_id)
-    return frozen.system_attrs.get("failed_trial")
+    from rnnopt.storage.compat import stored_trial
+
+    return stored_trial(trial).system_attrs.get("failed_trial")
 
 
 def _report(cb: Callable[[TrialOutcome], None] | None, reason: str, value: Any = None) -> None:

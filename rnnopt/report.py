@@ -1,6 +1,7 @@
 """The cross-architecture report: Table 1 beside the paper, importance, ablations, plots.
 
-``python -m rnnopt.report --storage URL [--task T ...] [--format md|html|csv] [--out DIR]``
+``python -m rnnopt.report --storage URL|--storage-env VAR [--task T ...] [--format md|html|csv]
+[--out DIR]``
 
 Reads rnnopt studies (those with the study user attribute ``rnnopt.task``) through Optuna's API,
 groups their trials by (task, cell) (in search mode the cell is the trial's ``cell`` parameter)
@@ -40,7 +41,14 @@ from rnnopt import confirm as confirm_mod
 from rnnopt import paper
 from rnnopt import stats as rnnopt_stats
 from rnnopt.errors import ConfigError, StorageError
-from rnnopt.storage import DEFAULT_URL, existing_storage, mask_url
+from rnnopt.storage import (
+    DEFAULT_URL,
+    add_storage_arguments,
+    existing_storage,
+    mask_url,
+    open_existing,
+    storage_url,
+)
 
 __all__ = [
     "Group",
@@ -174,23 +182,11 @@ def _float_attr(trial: FrozenTrial, key: str) -> float | None:
     return None
 
 
-def _open_storage(url: str | None) -> optuna.storages.BaseStorage:
-    """The existing storage at ``url`` (None: the study's default), opened for reading."""
-    url = existing_storage(url)
-    try:
-        return optuna.storages.RDBStorage(url)
-    except Exception as exc:  # driver / SQLAlchemy errors become one line
-        text = str(exc).strip().splitlines()
-        raise StorageError(
-            f"cannot open storage {mask_url(url)!r}: {text[0] if text else type(exc).__name__}"
-        ) from exc
-
-
 def load_groups(
     storage_url: str | None, tasks: Sequence[str] | None = None
 ) -> dict[tuple[str, str], Group]:
     """Group every trial of every rnnopt study at ``storage_url`` by (task, cell)."""
-    storage = _open_storage(storage_url)
+    storage = open_existing(storage_url)
     summaries = [
         s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
         if "rnnopt.task" in s.user_attrs
@@ -784,9 +780,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m rnnopt.report",
         description="Table 1 beside the paper, importance, ablations and plots for rnnopt studies.",
     )
-    parser.add_argument(
-        "--storage", help=f"SQLAlchemy URL of the Optuna database (default {DEFAULT_URL}, as study)"
-    )
+    add_storage_arguments(parser)
     parser.add_argument("--task", action="append", help="only this task (repeatable)")
     parser.add_argument("--format", choices=FORMATS, default="html", dest="fmt")
     parser.add_argument("--out", default="report", help="output directory (default: report)")
@@ -797,7 +791,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = add_plugin_option(parser).parse_args(argv)
     setup_logging()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    report = build_report(args.storage, tasks=args.task, min_trials=args.min_trials,
+    report = build_report(storage_url(args), tasks=args.task, min_trials=args.min_trials,
                           importance=args.importance)
     files = write_report(report, args.out, fmt=args.fmt, plots=not args.no_plots)
     print(markdown_table(*table1_rows(report)))

@@ -14,10 +14,8 @@ import logging
 import math
 import os
 import shlex
-import signal
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +27,6 @@ from rnnopt import userdata
 from rnnopt._cli import (
     add_plugin_option,
     cpus,
-    die_with_parent,
     ignore_interrupts,
     interrupt_between_storage_calls,
     run_cli,
@@ -159,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
         "paper: random search over the paper's grids)",
     )
     p.add_argument("--pruner", help=f"{' | '.join(PRUNERS)} (default {DEFAULT_PRUNER})")
-    p.add_argument("--storage", help="database URL (default sqlite:///rnnopt.db in the cwd)")
+    from rnnopt.storage import add_storage_arguments
+
+    add_storage_arguments(p)
     p.add_argument("--study-name", help="prefix of the study names (e.g. 'v2/')")
     p.add_argument(
         "--workers",
@@ -300,7 +299,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
         )
     grid_mode = sampler == "paper"
 
-    url = storage.normalize_url(args.storage)
+    url = storage.normalize_url(storage.storage_url(args))
     masked = storage.mask_url(url)
     artifacts = (
         Path(args.artifacts).expanduser().resolve()
@@ -371,7 +370,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
             )
     storage.check_url(url)
     command = "python -m rnnopt.study " + " ".join(
-        shlex.quote(storage.mask_url(a) if "://" in a else a)
+        shlex.quote(storage.mask_url(a))
         for a in (sys.argv[1:] if argv is None else argv)
     )
     return Plan(
@@ -542,15 +541,46 @@ def prepare_studies(plan: Plan) -> None:
     from rnnopt import storage as st
 
     storage = st.open_storage(plan.url, heartbeat_interval=plan.heartbeat)
-    existing = set(optuna.study.get_all_study_names(storage))
+    summaries = {
+        s.study_name: s
+        for s in optuna.study.get_all_study_summaries(storage, include_best_trial=False)
+    }
+    folded = {name.casefold(): name for name in summaries}
     for sd in plan.studies:
-        if sd.name not in existing:
-            continue
-        attrs = optuna.load_study(study_name=sd.name, storage=storage).user_attrs
         hint = (
             f"pass another --study-name prefix to start a new study, or delete it with "
             f"`optuna delete-study --study-name {sd.name} --storage URL`"
         )
+        other = folded.get(sd.name.casefold())
+        if other is not None and other != sd.name and st.backend_of(plan.url) == "mysql":
+            # MySQL/MariaDB compare study names without case: Optuna would load the other.
+            raise StorageError(
+                f"study {sd.name!r} differs only in case from the existing study {other!r} in "
+                f"{plan.masked_url}, and MySQL/MariaDB compare study names without case; "
+                "pass another --study-name prefix"
+            )
+        if sd.name not in summaries:
+            continue
+        summary = summaries[sd.name]
+        attrs = summary.user_attrs
+        if summary.direction.name.lower() != sd.direction:
+            raise StorageError(
+                f"study {sd.name!r} in {plan.masked_url} has direction "
+                f"{summary.direction.name.lower()}, not {sd.direction}; {hint}"
+            )
+        if "rnnopt.task" not in attrs and summary.n_trials:
+            raise StorageError(
+                f"study {sd.name!r} in {plan.masked_url} is not an rnnopt study (it has "
+                f"{summary.n_trials} trials and no rnnopt attributes); {hint}"
+            )
+        for key, want in (
+            ("rnnopt.task", sd.task), ("rnnopt.mode", sd.mode), ("rnnopt.metric", sd.metric)
+        ):
+            if attrs.get(key) not in (None, want):
+                raise StorageError(
+                    f"study {sd.name!r} in {plan.masked_url} has {key}={attrs[key]!r}, not "
+                    f"{want!r}; {hint}"
+                )
         stored_space = json_value(attrs.get("rnnopt.space"))
         if stored_space is not None and space_mod.canonical_json(stored_space) != sd.space_json:
             raise StorageError(
@@ -588,11 +618,10 @@ def prepare_studies(plan: Plan) -> None:
 def set_metric_name(study: Any, metric: str) -> None:
     """Name the objective (``accuracy``, ``perplexity``, ``nll``) so that optuna-dashboard's
     axes read it instead of "Objective 0"."""
-    import optuna
+    from rnnopt.storage.compat import quiet_experimental
 
     if study.metric_names != [metric]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with quiet_experimental():
             study.set_metric_names([metric])
 
 
@@ -620,36 +649,6 @@ def _slots_used(trials: Sequence[Any]) -> int:
         for t in trials
         if t.state != TrialState.FAIL and not confirm_mod.is_confirmation(t)
     )
-
-
-def _requeue(study: Any, trial_id: int, max_retry: int) -> None:
-    """Fail an interrupted trial and queue its retry, as Optuna's heartbeat callback would."""
-    import optuna
-    from optuna.trial import TrialState
-
-    frozen = study._storage.get_trial(trial_id)
-    history = [*frozen.system_attrs.get("retry_history", []), frozen.number]
-    if len(history) > max_retry:
-        return
-    system = {
-        **frozen.system_attrs,
-        "failed_trial": frozen.system_attrs.get("failed_trial", frozen.number),
-        "retry_history": history,
-    }
-    user = {k: v for k, v in frozen.user_attrs.items() if k not in ("stop_reason", "reason")}
-    study.add_trial(
-        optuna.trial.create_trial(
-            state=TrialState.WAITING,
-            params=frozen.params,
-            distributions=frozen.distributions,
-            user_attrs=user,
-            system_attrs=system,
-        )
-    )
-
-
-class _Interrupted(Exception):
-    pass
 
 
 def _progress_line(sd: StudyDef, trials: Sequence[Any], n_trials: int) -> str:
@@ -685,11 +684,9 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
 
     from rnnopt import storage as st
     from rnnopt.objective import make_objective
+    from rnnopt.storage import compat
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    # rnnopt drives trials with ask/tell plus its own heartbeat thread (see HeartbeatThread).
-    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     storage = st.open_storage(plan.url, heartbeat_interval=plan.heartbeat, max_retry=plan.max_retry)
     store = st.artifact_store(Path(plan.artifacts))
     deadline = time.monotonic() + plan.timeout if plan.timeout else math.inf
@@ -735,9 +732,7 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
             # Failed trials do not count toward --n-trials; at most n_trials of them per run, so
             # that a study that always fails ends.
             while time.monotonic() < deadline and failures.get(sd.name, 0) < plan.n_trials:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    optuna.storages.fail_stale_trials(study)
+                st.fail_stale_trials(study)
                 with st.study_lock(plan.url, sd.name):
                     trials = study.get_trials(deepcopy=False)
                     waiting = any(t.state == TrialState.WAITING for t in trials)
@@ -749,8 +744,9 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
                             continue  # the search is done: claim its confirmation trials
                         pending |= any(t.state == TrialState.RUNNING for t in trials)
                         break
-                    trial = study.ask()
-                    storage.record_heartbeat(trial._trial_id)
+                    with compat.quiet_experimental():
+                        trial = study.ask()
+                    storage.record_heartbeat(compat.trial_id_of(trial))
                 if _run_trial(study, trial, objective, storage, plan) == TrialState.FAIL:
                     failures[sd.name] = failures.get(sd.name, 0) + 1
                 say(_progress_line(sd, study.get_trials(deepcopy=False), plan.n_trials))
@@ -767,9 +763,10 @@ def _run_trial(study: Any, trial: Any, objective: Any, storage: Any, plan: Plan)
     from optuna.trial import TrialState
 
     from rnnopt import storage as st
+    from rnnopt.storage import compat
 
     try:
-        with st.HeartbeatThread(storage, trial._trial_id, plan.heartbeat):
+        with st.Heartbeat(storage, plan.heartbeat, compat.trial_id_of(trial)):
             value = objective(trial)
     except optuna.TrialPruned:
         study.tell(trial, state=TrialState.PRUNED)
@@ -779,7 +776,7 @@ def _run_trial(study: Any, trial: Any, objective: Any, storage: Any, plan: Plan)
         trial.set_user_attr("stop_reason", "failed")
         trial.set_user_attr("reason", "interrupted (Ctrl-C); queued for a retry")
         study.tell(trial, state=TrialState.FAIL)
-        _requeue(study, trial._trial_id, plan.max_retry)
+        st.requeue(study, compat.stored_trial(trial), plan.max_retry)
         raise
     except Exception as exc:
         logger.warning(
@@ -787,18 +784,16 @@ def _run_trial(study: Any, trial: Any, objective: Any, storage: Any, plan: Plan)
         )
         if "stop_reason" not in trial.user_attrs:
             trial.set_user_attr("stop_reason", "failed")
-            trial.set_user_attr("reason", f"{type(exc).__name__}: {exc}"[:1000])
+            trial.set_user_attr("reason", st.scrub(f"{type(exc).__name__}: {exc}")[:1000])
         study.tell(trial, state=TrialState.FAIL)
         return TrialState.FAIL
     study.tell(trial, value)
     return TrialState.COMPLETE
 
 
-def _worker_entry(plan: Plan, index: int) -> None:
-    """Body of a ``--workers`` process: own storage connection, own device and threads."""
-    die_with_parent()
-    setup_logging(plan.verbose)
-    interrupt_between_storage_calls()
+def _worker_body(plan: Plan, index: int) -> None:
+    """Body of a ``--workers`` process (see rnnopt.workers): own storage connection, own
+    device and threads."""
     import torch
 
     torch.set_num_threads(max(1, cpus() // plan.workers))
@@ -807,39 +802,20 @@ def _worker_entry(plan: Plan, index: int) -> None:
         for sd in plan.studies:
             sd.base["device"] = device
 
-    try:
-        run_worker(plan, index)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_worker(plan, index)
 
 
-def _run_workers(plan: Plan) -> int:
+def _run_workers(plan: Plan) -> str | None:
+    """Run the plan's workers to the end; a line naming the workers that died, or None."""
+    from rnnopt.workers import describe_failures, run_pool
+
     if plan.workers == 1:
         run_worker(plan, 0)
-        return 0
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("spawn")
-    procs = [
-        ctx.Process(target=_worker_entry, args=(plan, i), name=f"rnnopt-worker-{i}")
-        for i in range(plan.workers)
-    ]
-    for p in procs:
-        p.start()
-    try:
-        for p in procs:
-            p.join()
-    except KeyboardInterrupt:
-        for p in procs:
-            if p.is_alive() and p.pid:
-                os.kill(p.pid, signal.SIGINT)
-        for p in procs:
-            p.join(timeout=120)
-        raise
-    bad = [p.exitcode for p in procs if p.exitcode]
-    if bad:
-        raise StorageError(f"{len(bad)} worker(s) exited with codes {bad}; see the log above")
-    return 0
+        return None
+    codes = run_pool(
+        _worker_body, [(plan, i) for i in range(plan.workers)], verbose=plan.verbose
+    )
+    return describe_failures(codes)
 
 
 # --- the summary ------------------------------------------------------------------------------
@@ -859,6 +835,8 @@ def summary_table(plan: Plan) -> str:
     confirmed: dict[str, dict[str, confirm_mod.Confirmation]] = {}
     for sd in plan.studies:
         trials = optuna.load_study(study_name=sd.name, storage=storage).get_trials(deepcopy=False)
+        replaced = st.replaced_numbers(trials)  # a retried trial counts once, as its retry
+        trials = [t for t in trials if t.number not in replaced]
         pick = max if sd.direction == "maximize" else min
         tops = confirm_mod.best_search_trials(
             trials, sd.cells, search=sd.mode == "search", direction=sd.direction
@@ -936,12 +914,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         len(sd.cells) for sd in plan.studies
     )
     with RunProgress(plan.url, plan.studies, total, stream=sys.stderr):
-        _run_workers(plan)
+        failed = _run_workers(plan)
     print(summary_table(plan), flush=True)
     failure = all_failed(plan)
     if failure:
         print(f"error: {failure}", file=sys.stderr, flush=True)
         return 1
+    if failed:
+        from rnnopt.workers import EXIT_WORKER_FAILED
+
+        print(f"error: {failed}; rerun the command to finish what they left", file=sys.stderr)
+        return EXIT_WORKER_FAILED
     return 0
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing as mp
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -15,11 +13,11 @@ from rnnopt._cli import add_plugin_option, run_cli, setup_logging
 from rnnopt.attrs import json_value
 from rnnopt.errors import ConfigError
 from rnnopt.evolve.search import Confirm, Evolution, SearchConfig, run_worker
+from rnnopt.storage import DEFAULT_URL, add_storage_arguments, mask_url, storage_url
 from rnnopt.tasks import parse_option
+from rnnopt.workers import EXIT_WORKER_FAILED, describe_failures, run_pool
 
 logger = logging.getLogger("rnnopt.evolve")
-
-DEFAULT_STORAGE = "sqlite:///rnnopt.db"
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -64,11 +62,7 @@ def parser() -> argparse.ArgumentParser:
         default="memorize,arith,xml",
         help="comma-separated accuracy tasks, in filter order (default: memorize,arith,xml)",
     )
-    p.add_argument(
-        "--storage",
-        default=os.environ.get("RNNOPT_STORAGE", DEFAULT_STORAGE),
-        help="SQLAlchemy storage URL (default: $RNNOPT_STORAGE or sqlite:///rnnopt.db)",
-    )
+    add_storage_arguments(p, default=DEFAULT_URL, env_default="RNNOPT_STORAGE")
     p.add_argument("--run", default="default", help="run name (studies evolve/<run>/...)")
     p.add_argument(
         "--generations",
@@ -155,7 +149,7 @@ def report_parser() -> argparse.ArgumentParser:
         prog="python -m rnnopt.evolve report",
         description="Best genomes of a search beside LSTM, GRU, MUT1-3.",
     )
-    p.add_argument("--storage", default=os.environ.get("RNNOPT_STORAGE", DEFAULT_STORAGE))
+    add_storage_arguments(p, default=DEFAULT_URL, env_default="RNNOPT_STORAGE")
     p.add_argument("--run", default=None, help="one run (default: every run in the storage)")
     p.add_argument("--top", type=int, default=5, help="found genomes to show per run")
     return add_plugin_option(p)
@@ -168,7 +162,7 @@ def confirm_parser() -> argparse.ArgumentParser:
         "settings, the GRU on the same ones, until each has --rounds confirmation rounds. The "
         "run's own options apply; rerun the same command to resume.",
     )
-    p.add_argument("--storage", default=os.environ.get("RNNOPT_STORAGE", DEFAULT_STORAGE))
+    add_storage_arguments(p, default=DEFAULT_URL, env_default="RNNOPT_STORAGE")
     p.add_argument("--run", default="default", help="the search run")
     p.add_argument("--top", type=int, default=3, help="best found genomes to confirm (0: none)")
     p.add_argument(
@@ -210,60 +204,58 @@ def _targets(storage: str, run: str, top: int, cells: list[str]) -> tuple[str, .
 
 
 def confirm(argv: list[str]) -> int:
-    from rnnopt.evolve.report import existing_storage, load_run
+    from rnnopt.evolve.report import load_run
+    from rnnopt.storage import normalize_url, open_existing
 
     args = confirm_parser().parse_args(argv)
     setup_logging(args.verbose)
     _check_workers(args)
-    url = existing_storage(args.storage)
-    stored = load_run(url, args.run)[0].user_attrs
+    url = normalize_url(storage_url(args))
+    stored = load_run(open_existing(url), args.run)[0].user_attrs
     config = SearchConfig.from_identity(
         json_value(stored["rnnopt.evolve"]), run=args.run, device=args.device
     )
     plan = Confirm(_targets(url, args.run, args.top, args.cell), args.rounds)
     for g in plan.genomes:
         logger.info("confirming %s", g)
-    _work(url, config, args, plan)
+    if failed := _work(url, config, args, plan):
+        return _worker_failure(failed)
     logger.info(
         "confirmation of %d genome(s) finished; see: python -m rnnopt.evolve report "
         "--storage %s --run %s",
         len(plan.genomes),
-        args.storage,
+        mask_url(url),
         args.run,
     )
     return 0
 
 
-def _work(url: str, config: SearchConfig, args: argparse.Namespace, plan: Confirm | None) -> None:
-    """Run ``args.workers`` workers of the run here until it has nothing left to do."""
+def _work(
+    url: str, config: SearchConfig, args: argparse.Namespace, plan: Confirm | None
+) -> str | None:
+    """Run ``args.workers`` workers of the run here until it has nothing left to do; a line
+    naming the workers that died, or None."""
     # Opening here checks the storage and the run's settings once, before any worker starts.
     first = Evolution(url, config, heartbeat=args.heartbeat, worker=0, confirm=plan)
     if args.workers == 1:
         first.work()
-        return
+        return None
     first.close()
-    ctx = mp.get_context("spawn")
-    procs = [
-        ctx.Process(
-            target=run_worker,
-            args=(url, config, args.heartbeat, None, i, args.verbose, args.workers, plan),
-        )
-        for i in range(args.workers)
-    ]
-    for proc in procs:
-        proc.start()
-    try:
-        for proc in procs:
-            proc.join()
-    except KeyboardInterrupt:
-        # Signalled alone (not as a terminal's process group): stop the workers too, or
-        # the interpreter's exit would wait for them. Their trials go stale and are retried.
-        for proc in procs:
-            proc.kill()
-        raise
-    bad = [p.exitcode for p in procs if p.exitcode]
-    if bad:
-        raise ConfigError(f"{len(bad)} worker(s) failed (exit codes {bad}); rerun to resume")
+    codes = run_pool(
+        run_worker,
+        [
+            (url, config, args.heartbeat, None, i, args.verbose, args.workers, plan)
+            for i in range(args.workers)
+        ],
+        name="rnnopt-evolve",
+        verbose=args.verbose,
+    )
+    return describe_failures(codes)
+
+
+def _worker_failure(line: str) -> int:
+    print(f"error: {line}; rerun the same command to resume", file=sys.stderr)
+    return EXIT_WORKER_FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -272,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rnnopt.evolve.report import format_report
 
         args = report_parser().parse_args(argv[1:])
-        print(format_report(args.storage, args.run, top=args.top))
+        print(format_report(storage_url(args), args.run, top=args.top))
         return 0
     if argv[:1] == ["confirm"]:
         return confirm(argv[1:])
@@ -314,11 +306,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parents=args.parents,
         task_options=tuple(_task_option(o) for o in args.task_option),
     )
-    _work(args.storage, config, args, None)
+    url = storage_url(args)
+    if failed := _work(url, config, args, None):
+        return _worker_failure(failed)
     logger.info(
         "search %r finished; see: python -m rnnopt.evolve report --storage %s",
         config.run,
-        args.storage,
+        mask_url(url),
     )
     return 0
 

@@ -19,9 +19,8 @@ from rnnopt.evolve.known import (
     shared_pairs,
 )
 from rnnopt.evolve.search import collect_results
-from rnnopt.storage import existing_storage
 
-__all__ = ["GenomeScore", "existing_storage", "find_runs", "format_report", "load_run", "scores"]
+__all__ = ["GenomeScore", "find_runs", "format_report", "load_run", "scores"]
 
 
 @dataclass
@@ -38,13 +37,18 @@ class GenomeScore:
     pairs: dict[str, list[tuple[float, float]]]
 
 
+def _reader(storage: str | optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
+    """An existing storage for reading (a URL is opened without creating anything)."""
+    return st.open_existing(storage) if isinstance(storage, str) else storage
+
+
 def find_runs(storage: str | optuna.storages.BaseStorage) -> list[str]:
+    storage = _reader(storage)
     try:
         summaries = optuna.get_all_study_names(storage=storage)
     except Exception as exc:
-        where = st.mask_url(storage) if isinstance(storage, str) else "the storage"
-        reason = st._scrub(str(exc), storage) if isinstance(storage, str) else str(exc)
-        raise StorageError(f"cannot read {where}: {type(exc).__name__}: {reason[:300]}") from None
+        reason = st.scrub(str(exc))[:300]
+        raise StorageError(f"cannot read the storage: {type(exc).__name__}: {reason}") from None
     return sorted(
         n.split("/")[1] for n in summaries if n.startswith("evolve/") and n.endswith("/genomes")
     )
@@ -54,6 +58,7 @@ def load_run(
     storage: str | optuna.storages.BaseStorage, run: str
 ) -> tuple[optuna.Study, optuna.Study]:
     """(genomes study, evaluations study) of an existing search run."""
+    storage = _reader(storage)
     try:
         steps = optuna.load_study(study_name=f"evolve/{run}/genomes", storage=storage)
         evals = optuna.load_study(study_name=f"evolve/{run}/evaluations", storage=storage)
@@ -131,10 +136,11 @@ def _per_setting_table(shown: list[GenomeScore], names: list[str], tasks: list[s
 
 def format_report(storage: str, run: str | None = None, top: int = 5) -> str:
     """Text report: a score table (known cells and the best found genomes) and their equations."""
-    storage = existing_storage(storage)
+    url = storage
+    storage = st.open_existing(url)
     runs = [run] if run else find_runs(storage)
     if not runs:
-        raise StorageError(f"no architecture search runs in {st.mask_url(storage)}")
+        raise StorageError(f"no architecture search runs in {st.mask_url(url)}")
     lines: list[str] = []
     for r in runs:
         tasks, rows = scores(storage, r)

@@ -36,17 +36,14 @@ import json
 import logging
 import math
 import random
-import threading
 import time
-import warnings
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import optuna
-from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from rnnopt import storage as st
@@ -55,17 +52,11 @@ from rnnopt.errors import ConfigError, StorageError
 from rnnopt.evolve.genome import Genome, parse
 from rnnopt.evolve.known import KNOWN_TEXTS, Results, known, paired_best, paired_score
 from rnnopt.evolve.mutate import mutate
+from rnnopt.storage import compat
 
 __all__ = ["GRID", "Confirm", "Evolution", "SearchConfig", "run_worker", "study_names"]
 
 logger = logging.getLogger(__name__)
-
-# Heartbeats with ask/tell and the stale-trial helpers are marked experimental by Optuna; the
-# search relies on them deliberately, so their warnings are noise for users.
-warnings.filterwarnings(
-    "ignore", category=optuna.exceptions.ExperimentalWarning, module="rnnopt.evolve"
-)
-warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 
 # The paper's hyperparameter grids (PAPER.md, "unconfirmed" grids marked there).
 GRID: dict[str, tuple[Any, ...]] = {
@@ -268,14 +259,14 @@ def _retry_steps(study: optuna.Study, trial: FrozenTrial) -> None:
     """Heartbeat callback: re-queue a crashed worker's step, not its evaluations (their
     coordinator enqueues missing slots itself, so they are never queued twice)."""
     if study.study_name.endswith("/genomes"):
-        RetryHeartbeatStaleTrialCallback(max_retry=None)(study, trial)
+        st.requeue(study, trial, max_retry=None)
 
 
-def open_storage(url: str, *, heartbeat: int = 30, grace: int | None = None) -> RDBStorage:
+def _open_storage(url: str, *, heartbeat: int = 30, grace: int | None = None) -> RDBStorage:
     """An RDBStorage with heartbeats whose stale steps are re-queued with their attributes;
     StorageError (password masked) for a bad or unreachable URL."""
     url = st.normalize_url(url)
-    st.check_url(url)
+    st.check_url(url)  # writes nothing: a bad URL leaves every database as it was
     return st.open_storage(
         url,
         heartbeat_interval=heartbeat,
@@ -318,7 +309,7 @@ class Evolution:
         self.config = config
         self.confirm = confirm
         self.storage = (
-            open_storage(storage, heartbeat=heartbeat, grace=grace)
+            _open_storage(storage, heartbeat=heartbeat, grace=grace)
             if isinstance(storage, str)
             else storage
         )
@@ -334,15 +325,13 @@ class Evolution:
             )
         except Exception as exc:
             raise StorageError(
-                f"cannot open the search studies: {type(exc).__name__}: {exc}"
-            ) from exc
+                f"cannot open the search studies: {type(exc).__name__}: {st.scrub(str(exc))}"
+            ) from None
         self._check_identity()
         self._eval_study_id = self.storage.get_study_id_from_name(ename)
         self._genome_study_id = self.storage.get_study_id_from_name(gname)
-        self._held: set[int] = set()
-        self._stop = threading.Event()
-        self._beat = threading.Thread(target=self._heartbeat, daemon=True)
-        self._beat.start()
+        interval = self.storage.get_heartbeat_interval() or heartbeat
+        self._beat = st.Heartbeat(self.storage, max(0.2, interval / 2))
         self._gru = known("gru").text
 
     # -- infrastructure -----------------------------------------------------------------------
@@ -371,44 +360,30 @@ class Evolution:
                     "use the same options to resume, or a new --run name"
                 )
 
-    def _heartbeat(self) -> None:
-        interval = self.storage.get_heartbeat_interval() or 30
-        while not self._stop.wait(max(0.2, interval / 2)):
-            for tid in list(self._held):
-                try:
-                    self.storage.record_heartbeat(tid)
-                except Exception:  # a lost beat is retried on the next tick
-                    logger.debug("heartbeat for trial %d failed", tid, exc_info=True)
-
     def _hold(self, trial_id: int) -> None:
-        self.storage.record_heartbeat(trial_id)
-        self._held.add(trial_id)
+        self._beat.hold(trial_id)
 
     def close(self) -> None:
-        self._stop.set()
+        self._beat.close()
 
     def _fail_stale(self) -> None:
-        fail_stale_trials(self.genomes)
-        fail_stale_trials(self.evals)
+        st.fail_stale_trials(self.genomes)
+        st.fail_stale_trials(self.evals)
 
     def _pop(
         self, study: optuna.Study, study_id: int, candidates: Iterable[FrozenTrial]
     ) -> optuna.Trial | None:
         """Claim the first WAITING trial another worker has not (WAITING -> RUNNING)."""
         for ft in candidates:
-            tid = self.storage.get_trial_id_from_study_id_trial_number(study_id, ft.number)
-            try:
-                if not self.storage.set_trial_state_values(tid, state=TrialState.RUNNING):
-                    continue
-            except UpdateFinishedTrialError:
-                continue
-            self._hold(tid)
-            return optuna.Trial(study, tid)
+            trial = compat.claim_waiting(study, ft.number)
+            if trial is not None:
+                self._hold(compat.trial_id_of(trial))
+                return trial
         return None
 
     def _tell(self, study: optuna.Study, trial: optuna.Trial, value: float) -> None:
         study.tell(trial, value)
-        self._held.discard(trial._trial_id)
+        self._beat.release(compat.trial_id_of(trial))
 
     # -- reading the database -----------------------------------------------------------------
     def steps(self) -> list[FrozenTrial]:
@@ -522,11 +497,12 @@ class Evolution:
         if plan is None:
             return None
         if self.confirm is None:
-            trial = self.genomes.ask()
+            with compat.quiet_experimental():
+                trial = self.genomes.ask()
         else:  # not ask(): it would hand over a search step a crash left queued
             tid = self.storage.create_new_trial(self._genome_study_id)
-            trial = optuna.Trial(self.genomes, tid)
-        self._hold(trial._trial_id)
+            trial = compat.trial_from_id(self.genomes, tid)
+        self._hold(compat.trial_id_of(trial))
         if "step" in trial.user_attrs:  # ask() handed us a re-queued step: do that instead
             return trial
         plan["step"] = trial.number
@@ -849,15 +825,12 @@ def run_worker(
     workers: int = 1,
     confirm: Confirm | None = None,
 ) -> None:
-    """Entry point of one local worker process (importable, as ``spawn`` needs)."""
+    """Body of one local worker process (run by rnnopt.workers.run_pool)."""
     import torch
 
-    from rnnopt._cli import cpus, die_with_parent, setup_logging
+    from rnnopt._cli import cpus
 
-    die_with_parent()
     # Each of `workers` processes gets its share of the cores: oversubscribed OpenMP threads
     # made two 2-thread workers on 2 cores ten times slower than one.
     torch.set_num_threads(max(1, cpus() // workers))
-
-    setup_logging(verbose)
     Evolution(url, config, heartbeat=heartbeat, grace=grace, worker=index, confirm=confirm).work()

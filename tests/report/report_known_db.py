@@ -9,7 +9,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from rnnopt.db import normalize_url
+from rnnopt.storage import normalize_url
 
 SPACE = {
     "lr": FloatDistribution(0.1, 5.0, log=True),

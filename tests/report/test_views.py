@@ -13,6 +13,7 @@ from report_known_db import ARITH, PTB_LSTM, XML_GRU, XML_LSTM, XML_LSTM_B, fill
 from rnnopt import db
 from rnnopt._cli import run_cli
 from rnnopt.errors import StorageError
+from rnnopt.storage import normalize_url
 
 pytestmark = pytest.mark.storage
 
@@ -28,7 +29,7 @@ EXPECTED = {
 
 
 def _rows(url: str, query: str) -> list[dict]:
-    engine = sa.create_engine(db.normalize_url(url), poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(normalize_url(url), poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(sa.text(query))]
@@ -109,7 +110,7 @@ def test_bad_storage_urls_are_one_line_errors(capsys: pytest.CaptureFixture[str]
         db.install_views("rnnopt.db")
     with pytest.raises(StorageError, match="'oracle'"):
         db.dialect_of("oracle://x/y")
-    assert db.normalize_url("postgresql://u@h/d") == "postgresql+psycopg://u@h/d"
+    assert normalize_url("postgresql://u@h/d") == "postgresql+psycopg://u@h/d"
     code = run_cli(db.main, ["views", "--storage", "mysql://root@127.0.0.1:1/nowhere"])
     err = capsys.readouterr().err
     assert code == 2
