@@ -17,6 +17,7 @@ from typing import Any
 
 import optuna
 
+from rnnopt import schema
 from rnnopt.errors import ConfigError
 from rnnopt.storage import (
     add_storage_arguments,
@@ -82,12 +83,13 @@ def write_study_note(study: optuna.Study) -> None:
 
 
 def write_notes(storage: str | optuna.storages.BaseStorage, *, overwrite: bool = False) -> int:
-    """Write notes to every rnnopt study that has none (or all, with ``overwrite``); the count."""
+    """Write notes to every compare/search study that has none (or all, with ``overwrite``);
+    the count."""
     from optuna_dashboard import get_note
 
     written = 0
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        if "rnnopt.task" not in summary.user_attrs:
+        if not schema.is_cell_study(summary.user_attrs):  # not evolve's: no task, no cell
             continue
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         metric = summary.user_attrs.get("rnnopt.metric")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "CELL_ORDER",
+    "GRIDS",
     "PTB_DROPOUT_TEST_PERPLEXITY",
     "REFERENCE_PTB_TEST_PERPLEXITY",
     "TABLE1",
@@ -19,6 +20,15 @@ __all__ = [
 CELL_ORDER = (
     "tanh", "lstm", "lstm-f", "lstm-i", "lstm-o", "lstm-b", "gru", "mut1", "mut2", "mut3",
 )
+
+# The hyperparameter grids of the paper's search (PAPER.md; unconfirmed, see docs/studies.md):
+# the study's `paper` sampler and the architecture search draw from them.
+GRIDS: dict[str, tuple[float, ...]] = {
+    "lr": (0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0),
+    "clip_norm": (1.0, 2.5, 5.0, 10.0, 20.0),
+    "init_scale": (0.3, 0.7, 1.0, 1.4, 2.0, 2.8),
+    "layers": (1, 2, 3, 4),
+}
 
 # Column: rnnopt task name -> the paper's column title.
 TABLE1_TASKS = {"arith": "Arith", "xml": "XML", "ptb": "PTB"}

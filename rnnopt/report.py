@@ -38,9 +38,10 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 
 from rnnopt import confirm as confirm_mod
-from rnnopt import paper
+from rnnopt import paper, schema
 from rnnopt import stats as rnnopt_stats
 from rnnopt.errors import ConfigError, StorageError
+from rnnopt.space import GATE_NAMES
 from rnnopt.storage import (
     DEFAULT_URL,
     add_storage_arguments,
@@ -65,7 +66,7 @@ logger = logging.getLogger("rnnopt.report")
 
 FORMATS = ("md", "html", "csv")
 IMPORTANCE_METHODS = ("fanova", "ped-anova", "mdi")
-GATE_PARAMS = ("input_gate", "output_gate", "forget_gate")
+GATE_PARAMS = GATE_NAMES
 LSTM_ABLATIONS = ("lstm-i", "lstm-o", "lstm-f", "lstm-b")
 ALL_CELLS = "all cells"  # the importance row of a task's trials pooled, the cell a parameter
 # A best value within this fraction of its range (log-scaled for log ranges) is "at the edge".
@@ -189,12 +190,11 @@ def load_groups(
     storage = open_existing(storage_url)
     summaries = [
         s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
-        if "rnnopt.task" in s.user_attrs
+        if schema.is_cell_study(s.user_attrs)
     ]
     if not summaries:
         raise StorageError(
-            f"no rnnopt studies in {mask_url(storage_url or DEFAULT_URL)!r} "
-            "(no study has rnnopt.task)"
+            f"no rnnopt compare or search studies in {mask_url(storage_url or DEFAULT_URL)!r}"
         )
     available = sorted({str(s.user_attrs["rnnopt.task"]) for s in summaries})
     if tasks:

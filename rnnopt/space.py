@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rnnopt import paper
 from rnnopt.errors import ConfigError
 
 __all__ = [
@@ -60,18 +61,7 @@ __all__ = [
     "parse_space",
 ]
 
-PAPER_CELLS = (
-    "tanh",
-    "lstm",
-    "lstm-f",
-    "lstm-i",
-    "lstm-o",
-    "lstm-b",
-    "gru",
-    "mut1",
-    "mut2",
-    "mut3",
-)
+PAPER_CELLS = paper.CELL_ORDER
 
 # name -> integer valued?
 SPACE_PARAMS: dict[str, bool] = {
@@ -102,11 +92,18 @@ STUDY_KEYS = (
 
 # The paper's grids (PAPER.md; the grids are unconfirmed, see docs/studies.md). The ranges
 # span each grid so that TPE & co. search the same region continuously.
+def _grid_param(name: str, log: bool = True) -> dict[str, Any]:
+    # Whole numbers as ints: stored spaces (rnnopt.space) spell them so, and a resumed study
+    # is compared with its stored space.
+    grid = [int(v) if float(v).is_integer() else v for v in paper.GRIDS[name]]
+    return {"grid": grid, "low": grid[0], "high": grid[-1], **({"log": True} if log else {})}
+
+
 PAPER_SPACE: dict[str, Any] = {
-    "lr": {"grid": [0.1, 0.2, 0.3, 0.5, 1, 2, 5], "low": 0.1, "high": 5, "log": True},
-    "clip_norm": {"grid": [1, 2.5, 5, 10, 20], "low": 1, "high": 20, "log": True},
-    "init_scale": {"grid": [0.3, 0.7, 1, 1.4, 2, 2.8], "low": 0.3, "high": 2.8, "log": True},
-    "layers": {"grid": [1, 2, 3, 4], "low": 1, "high": 4},
+    "lr": _grid_param("lr"),
+    "clip_norm": _grid_param("clip_norm"),
+    "init_scale": _grid_param("init_scale"),
+    "layers": _grid_param("layers", log=False),
     "dropout": 0.0,
 }
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from rnnopt import confirm as confirm_mod
+from rnnopt import schema, userdata
 from rnnopt import space as space_mod
-from rnnopt import userdata
 from rnnopt._cli import (
     add_plugin_option,
     cpus,
@@ -48,7 +48,7 @@ __all__ = ["PRUNERS", "SAMPLERS", "Plan", "StudyDef", "build_parser", "main", "m
 # Named, not __name__: run as `python -m` this module is __main__ (__mp_main__ in workers).
 logger = logging.getLogger("rnnopt.study")
 
-MODES = ("compare", "search")
+MODES = schema.CELL_STUDY_MODES
 
 # Without --study-file this study file sets the budget (calibrated on a 2-core CPU, see
 # docs/studies.md): `--task xml` alone runs ten cells x 3 trials in about 15 minutes.

@@ -7,7 +7,8 @@ DROP VIEW IF EXISTS rnnopt_trials;
 DROP VIEW IF EXISTS rnnopt_trial_params;
 DROP VIEW IF EXISTS rnnopt_studies;
 
--- One row per rnnopt study (a study with the user attribute rnnopt.task).
+-- One row per compare or search study (user attribute rnnopt.mode; a study stored before
+-- modes existed counts when it has rnnopt.task).
 CREATE VIEW rnnopt_studies AS
 SELECT
     s.study_id,
@@ -24,7 +25,9 @@ LEFT JOIN study_user_attributes mode ON mode.study_id = s.study_id AND mode."key
 LEFT JOIN study_user_attributes metric
     ON metric.study_id = s.study_id AND metric."key" = 'rnnopt.metric'
 LEFT JOIN study_user_attributes dir ON dir.study_id = s.study_id AND dir."key" = 'rnnopt.direction'
-LEFT JOIN study_directions d ON d.study_id = s.study_id AND d.objective = 0;
+LEFT JOIN study_directions d ON d.study_id = s.study_id AND d.objective = 0
+-- rnnopt.schema.CELL_STUDY_MODES; architecture-search studies (mode evolve) are not cell studies
+WHERE mode.value_json IS NULL OR mode.value_json IN ('"compare"', '"search"');
 
 -- One row per (trial, parameter): the value decoded to what the objective saw.
 -- param_value: text (categorical choices by label: 'gru', 'true'; integers without '.0');

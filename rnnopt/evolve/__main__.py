@@ -9,8 +9,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from rnnopt import schema
 from rnnopt._cli import add_plugin_option, run_cli, setup_logging
 from rnnopt.attrs import json_value
+from rnnopt.cells import MAX_LAYERS
 from rnnopt.errors import ConfigError
 from rnnopt.evolve.search import Confirm, Evolution, SearchConfig, run_worker
 from rnnopt.storage import DEFAULT_URL, add_storage_arguments, mask_url, storage_url
@@ -213,7 +215,7 @@ def confirm(argv: list[str]) -> int:
     url = normalize_url(storage_url(args))
     stored = load_run(open_existing(url), args.run)[0].user_attrs
     config = SearchConfig.from_identity(
-        json_value(stored["rnnopt.evolve"]), run=args.run, device=args.device
+        json_value(stored[schema.EVOLVE]), run=args.run, device=args.device
     )
     plan = Confirm(_targets(url, args.run, args.top, args.cell), args.rounds)
     for g in plan.genomes:
@@ -275,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         layers = tuple(int(v) for v in _csv(args.layers))
     except ValueError:
         raise ConfigError(
-            f"--layers must be integers 1-4 separated by commas, got {args.layers!r}"
+            f"--layers must be integers 1-{MAX_LAYERS} separated by commas, got {args.layers!r}"
         ) from None
     seeds = _csv(args.seeds)
     if args.references is None:

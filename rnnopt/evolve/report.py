@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
+from rnnopt import schema
 from rnnopt import storage as st
 from rnnopt.errors import StorageError
 from rnnopt.evolve.genome import parse
@@ -74,7 +75,8 @@ def scores(
 ) -> tuple[list[str], list[GenomeScore]]:
     """(tasks, one GenomeScore per evaluated genome), best score first; from the database only."""
     steps, evals = load_run(storage, run)
-    tasks = steps.user_attrs.get("rnnopt.task", "").split(",")
+    attrs = steps.user_attrs  # runs stored before evolve had its own key used rnnopt.task
+    tasks = str(attrs.get(schema.EVOLVE_TASKS) or attrs.get(schema.TASK, "")).split(",")
     results = collect_results(evals.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     labels = {known(k).text: k for k in KNOWN_TEXTS}
     members = {

@@ -46,6 +46,7 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from rnnopt import paper, schema
 from rnnopt import storage as st
 from rnnopt.attrs import json_value
 from rnnopt.errors import ConfigError, StorageError
@@ -53,21 +54,19 @@ from rnnopt.evolve.genome import Genome, parse
 from rnnopt.evolve.known import KNOWN_TEXTS, Results, known, paired_best, paired_score
 from rnnopt.evolve.mutate import mutate
 from rnnopt.storage import compat
+from rnnopt.train import OPTIMIZERS
 
 __all__ = ["GRID", "Confirm", "Evolution", "SearchConfig", "run_worker", "study_names"]
 
 logger = logging.getLogger(__name__)
 
-# The paper's hyperparameter grids (PAPER.md, "unconfirmed" grids marked there).
+# The paper's hyperparameter grids (layers are an option of the run).
 GRID: dict[str, tuple[Any, ...]] = {
-    "lr": (0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0),
-    "clip_norm": (1.0, 2.5, 5.0, 10.0, 20.0),
-    "init_scale": (0.3, 0.7, 1.0, 1.4, 2.0, 2.8),
+    k: paper.GRIDS[k] for k in ("lr", "clip_norm", "init_scale")
 }
 # With --optimizer adam (not the paper's: plain SGD needs far longer runs than a CPU affords)
 # only the learning-rate grid changes.
 ADAM_LR = (0.001, 0.002, 0.003, 0.005, 0.01)
-OPTIMIZERS = ("sgd", "adam")
 PARENTS = ("all", "passing")
 SEEDS = ("lstm", "gru")
 LIVE = (TrialState.WAITING, TrialState.RUNNING)
@@ -183,8 +182,10 @@ class SearchConfig:
             raise ConfigError(f"threshold must be in (0, 1], got {self.threshold!r}")
         if not 0 <= self.reeval_fraction <= 1:
             raise ConfigError(f"reeval_fraction must be in [0, 1], got {self.reeval_fraction!r}")
-        if not self.layers or any(n not in (1, 2, 3, 4) for n in self.layers):
-            raise ConfigError(f"layers must be a subset of 1-4, got {self.layers!r}")
+        if not self.layers or any(n not in paper.GRIDS["layers"] for n in self.layers):
+            raise ConfigError(
+                f"layers must be a subset of 1-{max(paper.GRIDS['layers'])}, got {self.layers!r}"
+            )
 
     def steps_for(self, task: str) -> int:
         """Training steps of one evaluation on ``task``."""
@@ -338,13 +339,13 @@ class Evolution:
     def _check_identity(self) -> None:
         ident = json.loads(json.dumps(self.config.identity(), sort_keys=True))
         for study in (self.genomes, self.evals):
-            stored = json_value(study.user_attrs.get("rnnopt.evolve"))
+            stored = json_value(study.user_attrs.get(schema.EVOLVE))
             if stored is None:
-                study.set_user_attr("rnnopt.evolve", ident)
-                study.set_user_attr("rnnopt.mode", "evolve")
-                study.set_user_attr("rnnopt.task", ",".join(self.config.tasks))
-                study.set_user_attr("rnnopt.metric", "accuracy")
-                study.set_user_attr("rnnopt.direction", "maximize")
+                study.set_user_attr(schema.EVOLVE, ident)
+                study.set_user_attr(schema.MODE, schema.EVOLVE_MODE)
+                study.set_user_attr(schema.EVOLVE_TASKS, ",".join(self.config.tasks))
+                study.set_user_attr(schema.METRIC, "accuracy")
+                study.set_user_attr(schema.DIRECTION, "maximize")
             elif stored != ident:
                 old, new = stored, self.config.identity()
                 # A run stored before an option existed resumes with that option at its default.

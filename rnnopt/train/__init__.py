@@ -5,7 +5,14 @@ True answer stops the run (this is how a pruner plugs in), and checkpoints go to
 ``on_checkpoint`` as bytes.
 """
 
-from rnnopt.train._config import TrainConfig
+from rnnopt.train._config import OPTIMIZERS, TrainConfig
 from rnnopt.train._loop import TrainResult, model_cell_options, resolve_device, train
 
-__all__ = ["TrainConfig", "TrainResult", "model_cell_options", "resolve_device", "train"]
+__all__ = [
+    "OPTIMIZERS",
+    "TrainConfig",
+    "TrainResult",
+    "model_cell_options",
+    "resolve_device",
+    "train",
+]

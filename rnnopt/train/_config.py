@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from rnnopt.cells.stack import MAX_LAYERS
 from rnnopt.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam")
@@ -116,7 +117,7 @@ class TrainConfig:
             )
         _int("hidden_size", self.hidden_size, 1, none=True)
         _int("param_budget", self.param_budget, 100, none=True)
-        _int("layers", self.layers, 1, 4)
+        _int("layers", self.layers, 1, MAX_LAYERS)
         _float("dropout", self.dropout, 0.0, 1.0, hi_open=True)
         _float("init_scale", self.init_scale, 0.0, None, lo_open=True)
         if self.forget_bias is not None:

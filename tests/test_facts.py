@@ -1,0 +1,24 @@
+"""Facts stated once: the paper's cells and grids live in rnnopt.paper, the others read them."""
+
+from __future__ import annotations
+
+from rnnopt import cells, paper, report, space, storage
+from rnnopt.evolve import search
+
+
+def test_the_papers_cells_and_grids_have_one_home() -> None:
+    assert space.PAPER_CELLS is paper.CELL_ORDER
+    for name in ("lr", "clip_norm", "init_scale", "layers"):
+        assert tuple(space.PAPER_SPACE[name]["grid"]) == paper.GRIDS[name]
+    for name, grid in search.GRID.items():
+        assert grid is paper.GRIDS[name]
+    assert max(paper.GRIDS["layers"]) == cells.MAX_LAYERS
+
+
+def test_gate_names_optimizers_and_the_default_storage_have_one_home() -> None:
+    from rnnopt.evolve.__main__ import parser
+    from rnnopt.train import OPTIMIZERS
+
+    assert report.GATE_PARAMS is space.GATE_NAMES
+    assert search.OPTIMIZERS is OPTIMIZERS
+    assert parser().parse_args([])._storage_default == storage.DEFAULT_URL
