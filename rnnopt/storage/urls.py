@@ -52,13 +52,17 @@ _QUERY_PASSWORD = re.compile(
     re.I,
 )
 
+# What follows the user part of a server URL: host (or [IPv6]), port, database, query.
+_HOSTPART = re.compile(r"(?:\[[^\]]*\]|[^@/?:\s\[]*)(?::[0-9]*)?(?:/[^?@]*)?(?:\?.*)?", re.S)
+
 _secrets: set[str] = set()
 _log_filter_installed = False
 
 
 def _split(url: str) -> tuple[str, str | None, str | None, str, str]:
-    """(scheme, user, password, host-and-path, query) of a server URL, read by rnnopt's rule:
-    the user part ends at the last ``@`` before the query. User and password are decoded."""
+    """(scheme, user, password, host-and-path, query) of a URL. The user part of a server URL
+    ends at the first ``@`` that is followed by ``HOST[:PORT][/DB][?QUERY]``, so a password may
+    hold ``@``, ``/``, ``?`` and ``:`` unencoded. User and password come back decoded."""
     m = _SCHEME.match(url.strip())
     if not m:
         raise StorageError(
@@ -66,13 +70,15 @@ def _split(url: str) -> tuple[str, str | None, str | None, str, str]:
             "postgresql://USER@HOST/DB or mysql://USER@HOST/DB"
         )
     scheme, rest = m["scheme"], m["rest"]
-    rest, qmark, query = rest.partition("?")
     user = password = None
-    if not scheme.lower().startswith("sqlite") and "@" in rest:
-        userinfo, _, rest = rest.rpartition("@")
-        u, colon, p = userinfo.partition(":")
-        user = unquote(u)
-        password = unquote(p) if colon else None
+    if not scheme.lower().startswith("sqlite"):
+        for at in (i for i, ch in enumerate(rest) if ch == "@"):
+            if _HOSTPART.fullmatch(rest, at + 1):
+                u, colon, p = rest[:at].partition(":")
+                user, password = unquote(u), unquote(p) if colon else None
+                rest = rest[at + 1 :]
+                break
+    rest, qmark, query = rest.partition("?")
     return scheme, user, password, rest, query if qmark else ""
 
 
