@@ -50,10 +50,10 @@ def is_confirmation(trial: Any) -> bool:
 
 
 def replaced_trials(trials: Sequence[Any]) -> set[int]:
-    """Numbers of the trials replaced by a retry (the last entry of a retry's history)."""
-    return {
-        t.system_attrs["retry_history"][-1] for t in trials if t.system_attrs.get("retry_history")
-    }
+    """Numbers of the trials replaced by a retry (rnnopt.storage.replaced_numbers)."""
+    from rnnopt.storage import replaced_numbers
+
+    return replaced_numbers(trials)
 
 
 def _value_ok(trial: Any) -> bool:

@@ -3,7 +3,7 @@
 ``python -m rnnopt.report --storage URL|--storage-env VAR [--task T ...] [--format md|html|csv]
 [--out DIR]``
 
-Reads rnnopt studies (those with the study user attribute ``rnnopt.task``) through Optuna's API,
+Reads rnnopt's compare and search studies (``rnnopt.schema.is_cell_study``) through Optuna's API,
 groups their trials by (task, cell) (in search mode the cell is the trial's ``cell`` parameter)
 and writes:
 
@@ -194,7 +194,8 @@ def load_groups(
     ]
     if not summaries:
         raise StorageError(
-            f"no rnnopt compare or search studies in {mask_url(storage_url or DEFAULT_URL)!r}"
+            f"no rnnopt studies in {mask_url(storage_url or DEFAULT_URL)!r} "
+            "(no compare or search study)"
         )
     available = sorted({str(s.user_attrs["rnnopt.task"]) for s in summaries})
     if tasks:
