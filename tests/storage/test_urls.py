@@ -88,8 +88,12 @@ def test_storage_env_reads_the_url_from_the_environment(monkeypatch: pytest.Monk
     assert storage_url(parser.parse_args(["--storage-env", "MY_DB"])) == "postgresql://u:pw@h/d"
     with pytest.raises(ConfigError, match="--storage-env NOPE: environment variable NOPE is not"):
         storage_url(parser.parse_args(["--storage-env", "NOPE"]))
-    with pytest.raises(ConfigError, match="no storage given"):
-        storage_url(parser.parse_args([]))
+    assert storage_url(parser.parse_args([])) is None  # the default, DEFAULT_URL
+    with_env = argparse.ArgumentParser()
+    add_storage_arguments(with_env, default="sqlite:///x.db", env_default="MY_DB")
+    assert storage_url(with_env.parse_args([])) == "postgresql://u:pw@h/d"
+    monkeypatch.delenv("MY_DB")
+    assert storage_url(with_env.parse_args([])) == "sqlite:///x.db"
     with pytest.raises(SystemExit):  # one or the other
         parser.parse_args(["--storage", "x", "--storage-env", "MY_DB"])
 
