@@ -75,6 +75,16 @@ def note_markdown(study_name: str, user_attrs: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def set_metric_name(study: optuna.Study, metric: str) -> None:
+    """Name the objective (``accuracy``, ``perplexity``, ``nll``) so that optuna-dashboard's
+    axes read it instead of "Objective 0"."""
+    from rnnopt.storage.compat import quiet_experimental
+
+    if study.metric_names != [metric]:
+        with quiet_experimental():
+            study.set_metric_names([metric])
+
+
 def write_study_note(study: optuna.Study) -> None:
     """Save the rnnopt markdown note on ``study`` (shown on its optuna-dashboard page)."""
     from optuna_dashboard import save_note
@@ -94,8 +104,6 @@ def write_notes(storage: str | optuna.storages.BaseStorage, *, overwrite: bool =
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         metric = summary.user_attrs.get("rnnopt.metric")
         if isinstance(metric, str) and summary.user_attrs.get("rnnopt.mode") != "evolve":
-            from rnnopt.study import set_metric_name
-
             set_metric_name(study, metric)  # studies written before rnnopt named it
         if overwrite or not get_note(study):
             write_study_note(study)

@@ -611,18 +611,10 @@ def prepare_studies(plan: Plan) -> None:
                 changed = True
         if changed:
             _write_note(study)
+        from rnnopt.dashboard import set_metric_name
+
         set_metric_name(study, sd.metric)
     st.install_views_quietly(plan.url)
-
-
-def set_metric_name(study: Any, metric: str) -> None:
-    """Name the objective (``accuracy``, ``perplexity``, ``nll``) so that optuna-dashboard's
-    axes read it instead of "Objective 0"."""
-    from rnnopt.storage.compat import quiet_experimental
-
-    if study.metric_names != [metric]:
-        with quiet_experimental():
-            study.set_metric_names([metric])
 
 
 def _write_note(study: Any) -> None:

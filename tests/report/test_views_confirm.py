@@ -9,6 +9,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import create_trial
 
 from rnnopt import db
+from rnnopt.storage import normalize_url
 
 pytestmark = pytest.mark.storage
 
@@ -28,7 +29,7 @@ def test_leaderboard_reads_the_search_and_trials_show_confirm_of(storage_url: st
             user_attrs={"steps": 100, "confirm_of": 0, "confirm_seed": seed},
         ))  # fmt: skip
     db.install_views(storage_url)
-    engine = sa.create_engine(db.normalize_url(storage_url), poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(normalize_url(storage_url), poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
             board = [dict(r._mapping) for r in conn.execute(sa.text(
