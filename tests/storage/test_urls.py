@@ -104,8 +104,8 @@ def test_readers_never_create_a_database(tmp_path: Path, capsys: pytest.CaptureF
     assert run_cli(report.main, ["--storage", url, "--out", str(tmp_path / "r")]) == 2
     assert f"error: no SQLite database at {db}" in capsys.readouterr().err
     assert run_cli(dashboard.main, ["--storage", url, "--artifacts", str(tmp_path / "nope")]) == 2
-    assert "artifact directory" in capsys.readouterr().err
     assert run_cli(dashboard.main, ["--storage", url]) == 2
+    assert capsys.readouterr().err.count(f"error: no SQLite database at {db}") == 2
     assert not db.exists() and not (tmp_path / "r").exists()
     db.write_bytes(b"")  # an empty file is not an Optuna database, and stays empty
     with pytest.raises(StorageError, match="is not an Optuna database"):
