@@ -32,6 +32,12 @@ COMMAND = "rnnopt.command"  # the command line, passwords masked
 TRAIN = "rnnopt.train"  # JSON of the fixed training settings
 EVOLVE = "rnnopt.evolve"  # JSON identity of an architecture-search run
 EVOLVE_TASKS = "rnnopt.evolve.tasks"  # its tasks, comma-separated
+# JSON {task: {"metric": .., "direction": ..}}: what each task's evaluations are scored by
+# (a run stored before it: accuracy, maximize)
+EVOLVE_METRICS = "rnnopt.evolve.metrics"
+# JSON identity of the user's data files (rnnopt.userdata): a compare/search study's task's;
+# in an architecture-search run's studies {task: identity} for each task that reads files
+DATA = "rnnopt.data"
 
 # Study modes: one study per (task, cell), one per task searching over cells, and the two
 # studies of an architecture-search run (their values are genome scores, not accuracies).

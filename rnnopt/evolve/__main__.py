@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from rnnopt import schema
+from rnnopt import schema, userdata
 from rnnopt._cli import add_plugin_option, run_cli, setup_logging
 from rnnopt.attrs import json_value
 from rnnopt.cells import MAX_LAYERS
@@ -62,7 +62,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tasks",
         default="memorize,arith,xml",
-        help="comma-separated accuracy tasks, in filter order (default: memorize,arith,xml)",
+        help="comma-separated tasks, in filter order (default: memorize,arith,xml); a task "
+        "scored by a metric other than accuracy is compared with the GRU by that metric",
+    )
+    p.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="[TASK=]FILE",
+        help="your data file, e.g. corpus.txt or text=corpus.txt (task option data; "
+        "repeatable, one per task); see docs/your-data.md",
     )
     add_storage_arguments(p, default=DEFAULT_URL, env_default="RNNOPT_STORAGE")
     p.add_argument("--run", default="default", help="run name (studies evolve/<run>/...)")
@@ -280,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"--layers must be integers 1-{MAX_LAYERS} separated by commas, got {args.layers!r}"
         ) from None
     seeds = _csv(args.seeds)
+    tasks = _csv(args.tasks)
+    data = userdata.task_options(args.data, [], tasks) if args.data else {}
     if args.references is None:
         refs = tuple(r for r in SearchConfig.references if r not in seeds)
     elif args.references.strip().lower() in ("", "none"):
@@ -287,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         refs = _csv(args.references)
     config = SearchConfig(
-        tasks=_csv(args.tasks),
+        tasks=tasks,
         run=args.run,
         generations=args.generations,
         settings=args.settings,
@@ -306,7 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         optimizer=args.optimizer,
         patience=args.patience,
         parents=args.parents,
-        task_options=tuple(_task_option(o) for o in args.task_option),
+        task_options=tuple(_task_option(o) for o in args.task_option)
+        + tuple((t, k, v) for t, opts in data.items() for k, v in opts.items()),
     )
     url = storage_url(args)
     if failed := _work(url, config, args, None):

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from rnnopt.evolve.genome import Genome, parse
 
-__all__ = ["KNOWN_TEXTS", "known", "mean_ratio_interval", "shared_pairs"]
+__all__ = [
+    "KNOWN_TEXTS",
+    "known",
+    "mean_ratio_interval",
+    "oriented",
+    "passes",
+    "shared_pairs",
+    "task_ratio",
+]
 
 KNOWN_TEXTS: dict[str, str] = {
     "lstm": (
@@ -75,9 +83,14 @@ PAPER_NAMES: dict[str, dict[str, str]] = {
 
 
 def relative_score(
-    accs: dict[str, float], gru: dict[str, float], tasks: list[str] | tuple[str, ...]
+    accs: dict[str, float],
+    gru: dict[str, float],
+    tasks: list[str] | tuple[str, ...],
+    minimize: Collection[str] = (),
 ) -> float | None:
-    """The paper's score: min over tasks of (best accuracy / the GRU's best accuracy).
+    """The paper's score: min over tasks of (best accuracy / the GRU's best accuracy); on a task
+    in ``minimize`` (scored by a metric where lower is better, e.g. perplexity or MSE) the ratio
+    is turned round, the GRU's best / the genome's best, so above 1 is better on every task.
 
     None until every task has a result for both. The GRU scores exactly 1 by definition, also
     where its accuracy on a task is 0 (a cell that matches it there counts as 1, a better one
@@ -85,13 +98,24 @@ def relative_score(
     """
     if any(t not in accs or t not in gru for t in tasks):
         return None
+    return min(task_ratio(accs[t], gru[t], t in minimize) for t in tasks)
 
-    def ratio(a: float, g: float) -> float:
-        if a == g:
-            return 1.0
-        return a / g if g > 0 else math.inf
 
-    return min(ratio(accs[t], gru[t]) for t in tasks)
+def task_ratio(value: float, gru: float, minimize: bool = False) -> float:
+    """One task's ratio to the GRU, above 1 when the genome is better: ``value / gru``, or
+    ``gru / value`` for a metric that is minimized; equal values give exactly 1."""
+    a, g = (gru, value) if minimize else (value, gru)
+    if a == g:
+        return 1.0
+    return a / g if g > 0 else math.inf
+
+
+def passes(value: float, gru: float, threshold: float, minimize: bool = False) -> bool:
+    """The staged filter: the genome's best is within ``threshold`` of the GRU's (at least
+    ``threshold`` x the GRU's accuracy; for a minimized metric, at most the GRU's / threshold)."""
+    if minimize:
+        return not gru < threshold * value
+    return not value < threshold * gru
 
 
 # task -> setting index -> best validation accuracy of one genome on that setting
@@ -99,10 +123,14 @@ Results = dict[str, dict[int, float]]
 
 
 def paired_best(
-    results: Results, gru: Results, tasks: list[str] | tuple[str, ...]
+    results: Results,
+    gru: Results,
+    tasks: list[str] | tuple[str, ...],
+    minimize: Collection[str] = (),
 ) -> tuple[dict[str, float], dict[str, float]] | None:
     """Per task, the best accuracy of a genome and of the GRU over the settings (hyperparameters
     and training seed) that both were evaluated on; None while a task has no common setting.
+    The best is the lowest value on a task in ``minimize``.
 
     Comparing bests over the same settings keeps the comparison fair: the GRU is re-evaluated
     far more often than a new mutant, and a best over more random settings is higher by luck.
@@ -113,30 +141,44 @@ def paired_best(
         common = results.get(t, {}).keys() & gru.get(t, {}).keys()
         if not common:
             return None
-        mine[t] = max(results[t][k] for k in common)
-        ref[t] = max(gru[t][k] for k in common)
+        best = min if t in minimize else max
+        mine[t] = best(results[t][k] for k in common)
+        ref[t] = best(gru[t][k] for k in common)
     return mine, ref
 
 
 def paired_score(
-    results: Results, gru: Results, tasks: list[str] | tuple[str, ...]
+    results: Results,
+    gru: Results,
+    tasks: list[str] | tuple[str, ...],
+    minimize: Collection[str] = (),
 ) -> float | None:
     """The paper's score (``relative_score``) over the settings shared with the GRU."""
-    pair = paired_best(results, gru, tasks)
-    return None if pair is None else relative_score(pair[0], pair[1], tasks)
+    pair = paired_best(results, gru, tasks, minimize)
+    return None if pair is None else relative_score(pair[0], pair[1], tasks, minimize)
 
 
-def head_to_head(results: Results, gru: Results, task: str) -> tuple[int, int, float] | None:
+def head_to_head(
+    results: Results, gru: Results, task: str, minimize: bool = False
+) -> tuple[int, int, float] | None:
     """Setting by setting against the GRU on ``task``: (settings where the genome's accuracy is
     at least the GRU's, settings both trained on, the genome's mean accuracy over those settings
-    divided by the GRU's); None without a common setting.
+    divided by the GRU's); None without a common setting. For a minimized metric: settings where
+    the genome's value is at most the GRU's, and the GRU's mean / the genome's.
 
     A best over a few settings can beat the GRU's by luck; this says how often it does.
     """
     pairs = shared_pairs(results, gru, task)
     if not pairs:
         return None
-    return sum(a >= g for a, g in pairs), len(pairs), _mean_ratio(pairs)
+    won = sum(a <= g if minimize else a >= g for a, g in pairs)
+    return won, len(pairs), _mean_ratio(oriented(pairs, minimize))
+
+
+def oriented(pairs: Sequence[tuple[float, float]], minimize: bool) -> list[tuple[float, float]]:
+    """(genome, GRU) pairs as ``_mean_ratio`` takes them: turned round for a minimized metric,
+    so that the ratio is above 1 when the genome is better."""
+    return [(g, a) for a, g in pairs] if minimize else list(pairs)
 
 
 def shared_pairs(results: Results, gru: Results, task: str) -> list[tuple[float, float]]:
@@ -155,7 +197,8 @@ def mean_ratio_interval(
     pairs: Sequence[tuple[float, float]], level: float = 0.95, resamples: int = 2000
 ) -> tuple[float, float] | None:
     """Percentile bootstrap interval of ``head_to_head``'s mean ratio from (genome accuracy,
-    GRU accuracy) pairs, one per shared setting, resampled as pairs; None under two settings.
+    GRU accuracy) pairs (``oriented`` for a minimized metric), one per shared setting, resampled
+    as pairs; None under two settings.
 
     Deterministic (a fixed generator), so a report reads the same every time.
     """

@@ -9,6 +9,7 @@ from optuna.trial import TrialState
 
 from rnnopt import schema
 from rnnopt import storage as st
+from rnnopt.attrs import json_value
 from rnnopt.errors import StorageError
 from rnnopt.evolve.genome import parse
 from rnnopt.evolve.known import (
@@ -16,6 +17,7 @@ from rnnopt.evolve.known import (
     head_to_head,
     known,
     mean_ratio_interval,
+    oriented,
     paired_score,
     shared_pairs,
 )
@@ -28,13 +30,14 @@ __all__ = ["GenomeScore", "find_runs", "format_report", "load_run", "scores"]
 class GenomeScore:
     genome: str
     label: str  # lstm, gru, mut1-3 or "found"
-    best: dict[str, float]  # task -> best accuracy
+    best: dict[str, float]  # task -> best accuracy (or lowest value of a minimized metric)
     evaluations: int
     score: float | None  # min over tasks of best / GRU best, over the settings both had
     ratio: dict[str, float]  # task -> best / GRU best over the settings both had
     # task -> (settings won against the GRU, settings shared, mean accuracy / GRU mean accuracy)
     per_setting: dict[str, tuple[int, int, float]]
-    # task -> (genome accuracy, GRU accuracy) on each shared setting, in setting order
+    # task -> (genome accuracy, GRU accuracy) on each shared setting, in setting order (turned
+    # round, GRU first, for a minimized metric: ``known.oriented``)
     pairs: dict[str, list[tuple[float, float]]]
 
 
@@ -70,6 +73,18 @@ def load_run(
     return steps, evals
 
 
+def task_metrics(study: optuna.Study) -> dict[str, tuple[str, str]]:
+    """task -> (metric, direction) its evaluations are scored by (a run stored before
+    ``rnnopt.evolve.metrics``: accuracy, maximize)."""
+    stored = json_value(study.user_attrs.get(schema.EVOLVE_METRICS)) or {}
+    tasks = str(
+        study.user_attrs.get(schema.EVOLVE_TASKS) or study.user_attrs.get(schema.TASK, "")
+    ).split(",")
+    out = {t: ("accuracy", "maximize") for t in tasks}
+    out |= {t: (m["metric"], m["direction"]) for t, m in stored.items()}
+    return out
+
+
 def scores(
     storage: str | optuna.storages.BaseStorage, run: str
 ) -> tuple[list[str], list[GenomeScore]]:
@@ -77,6 +92,7 @@ def scores(
     steps, evals = load_run(storage, run)
     attrs = steps.user_attrs  # runs stored before evolve had its own key used rnnopt.task
     tasks = str(attrs.get(schema.EVOLVE_TASKS) or attrs.get(schema.TASK, "")).split(",")
+    minimize = {t for t, (_, d) in task_metrics(steps).items() if d == "minimize"}
     results = collect_results(evals.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     labels = {known(k).text: k for k in KNOWN_TEXTS}
     members = {
@@ -88,12 +104,18 @@ def scores(
     out = []
     for g in members | (set(labels) & set(results)):
         mine = results.get(g, {})
-        best = {task: max(accs.values()) for task, accs in mine.items() if accs}
+        best = {
+            task: (min if task in minimize else max)(values.values())
+            for task, values in mine.items()
+            if values
+        }
         count = sum(len(accs) for accs in mine.values())
-        ratio = {t: r for t in tasks if (r := paired_score(mine, gru, [t])) is not None}
-        score = paired_score(mine, gru, tasks)
-        h2h = {t: v for t in tasks if (v := head_to_head(mine, gru, t)) is not None}
-        pairs = {t: shared_pairs(mine, gru, t) for t in h2h}
+        ratio = {t: r for t in tasks if (r := paired_score(mine, gru, [t], minimize)) is not None}
+        score = paired_score(mine, gru, tasks, minimize)
+        h2h = {
+            t: v for t in tasks if (v := head_to_head(mine, gru, t, t in minimize)) is not None
+        }
+        pairs = {t: oriented(shared_pairs(mine, gru, t), t in minimize) for t in h2h}
         out.append(GenomeScore(g, labels.get(g, "found"), best, count, score, ratio, h2h, pairs))
     out.sort(key=lambda r: (r.score is None, -(r.score or 0.0), r.genome))
     return tasks, out
@@ -146,12 +168,17 @@ def format_report(storage: str, run: str | None = None, top: int = 5) -> str:
     lines: list[str] = []
     for r in runs:
         tasks, rows = scores(storage, r)
+        metrics = task_metrics(load_run(storage, r)[0])
+        other = [t for t in tasks if metrics.get(t, ("accuracy",))[0] != "accuracy"]
         found = [x for x in rows if x.label == "found"][:top]
         shown = [x for x in rows if x.label != "found"] + found
         shown.sort(key=lambda x: (x.score is None, -(x.score or 0.0)))
         lines.append(f"# architecture search run {r!r}: tasks {', '.join(tasks)}")
         lines.append("")
-        header = ["cell", "score", *tasks, "evals"]
+        header = [
+            "cell", "score", *(f"{t} ({metrics[t][0]})" if t in other else t for t in tasks),
+            "evals",
+        ]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
         ids = {
@@ -172,6 +199,15 @@ def format_report(storage: str, run: str | None = None, top: int = 5) -> str:
             "settings the cell and the GRU shared (the ratio in brackets); the accuracy is the "
             "best over all the cell's settings"
         )
+        if other:
+            lines.append("")
+            lines.append(
+                "tasks scored by another metric than accuracy use the best value of that metric "
+                "(the lowest where lower is better) in place of the best accuracy, and where "
+                "lower is better the ratio is turned round (GRU's best / the cell's best), so "
+                "above 1 is better on every task: "
+                + ", ".join(f"{t}: {metrics[t][0]} ({metrics[t][1]})" for t in other)
+            )
         lines.append("")
         lines.extend(_per_setting_table(shown, names, tasks))
         for g, name in ids.items():

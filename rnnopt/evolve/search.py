@@ -51,7 +51,14 @@ from rnnopt import storage as st
 from rnnopt.attrs import json_value
 from rnnopt.errors import ConfigError, StorageError
 from rnnopt.evolve.genome import Genome, parse
-from rnnopt.evolve.known import KNOWN_TEXTS, Results, known, paired_best, paired_score
+from rnnopt.evolve.known import (
+    KNOWN_TEXTS,
+    Results,
+    known,
+    paired_best,
+    paired_score,
+    passes,
+)
 from rnnopt.evolve.mutate import mutate
 from rnnopt.storage import compat
 from rnnopt.train import OPTIMIZERS
@@ -70,6 +77,10 @@ ADAM_LR = (0.001, 0.002, 0.003, 0.005, 0.01)
 PARENTS = ("all", "passing")
 SEEDS = ("lstm", "gru")
 LIVE = (TrialState.WAITING, TrialState.RUNNING)
+# An evaluation that failed, and (genome, GRU) when nothing is shared: the worst value of an
+# accuracy (maximize) and of a minimized metric.
+_WORST = {False: 0.0, True: math.inf}
+_NOTHING = {False: (0.0, math.inf), True: (math.inf, 0.0)}
 
 
 def study_names(run: str) -> tuple[str, str]:
@@ -109,21 +120,27 @@ class SearchConfig:
     # the filters' threshold: a tiny population is half LSTM, whose children cannot pass.
     parents: str = "all"
     data_dir: str | None = field(default=None, compare=False)
+    # Filled from the tasks themselves, not options: (task, metric, direction) of each task,
+    # and (task, identity JSON) of each task that reads the user's files (rnnopt.userdata).
+    metrics: tuple[tuple[str, str, str], ...] = field(default=(), init=False, compare=False)
+    data: tuple[tuple[str, str], ...] = field(default=(), init=False, compare=False)
 
     def __post_init__(self) -> None:
         import rnnopt.tasks
+        from rnnopt import userdata
 
         if not self.tasks:
             raise ConfigError("--tasks needs at least one task, e.g. memorize,arith,xml")
+        metrics, data = [], []
         for t in self.tasks:
             if t not in rnnopt.tasks.names():
                 raise ConfigError(f"unknown task {t!r}; valid: {', '.join(rnnopt.tasks.names())}")
             task = rnnopt.tasks.get(t, data_dir=self.data_dir, **self.options_for(t))
-            if task.metric != "accuracy":
-                raise ConfigError(
-                    f"task {t!r} is scored by {task.metric}; the search needs accuracy tasks "
-                    "(memorize, arith, xml)"
-                )
+            metrics.append((t, task.metric, task.direction))
+            if (ident := userdata.identity(task)) is not None:
+                data.append((t, ident))
+        object.__setattr__(self, "metrics", tuple(metrics))
+        object.__setattr__(self, "data", tuple(data))
         for t, steps in self.task_steps:
             if t not in self.tasks:
                 raise ConfigError(
@@ -195,6 +212,15 @@ class SearchConfig:
         """The task options this run sets for ``task``."""
         return {key: value for t, key, value in self.task_options if t == task}
 
+    @property
+    def minimize(self) -> frozenset[str]:
+        """The tasks scored by a metric where lower is better (the GRU / genome ratio)."""
+        return frozenset(t for t, _, direction in self.metrics if direction == "minimize")
+
+    def metric_of(self, task: str) -> str:
+        """The metric a task's evaluations are scored by (its primary metric)."""
+        return next(m for t, m, _ in self.metrics if t == task)
+
     def grid(self) -> dict[str, tuple[Any, ...]]:
         """The hyperparameter grids settings are drawn from."""
         return GRID if self.optimizer == "sgd" else {**GRID, "lr": ADAM_LR}
@@ -202,7 +228,8 @@ class SearchConfig:
     @classmethod
     def from_identity(cls, stored: dict[str, Any], **overrides: Any) -> SearchConfig:
         """The config a run was stored with (``identity()``), e.g. to confirm its genomes."""
-        d = {k: v for k, v in stored.items() if k in {f.name for f in dataclasses.fields(cls)}}
+        names = {f.name for f in dataclasses.fields(cls) if f.init}
+        d = {k: v for k, v in stored.items() if k in names}
         for k in ("tasks", "layers", "references", "seeds"):
             if k in d:
                 d[k] = tuple(d[k])
@@ -215,7 +242,7 @@ class SearchConfig:
         """The settings a resumed or cooperating worker must share: all that makes evaluations
         comparable (not the budget, the device or how parents are drawn)."""
         d = asdict(self)
-        for k in ("generations", "data_dir", "device", "parents"):
+        for k in ("generations", "data_dir", "device", "parents", "metrics", "data"):
             d.pop(k)
         d["settings_scheme"] = "paired"  # runs from before paired settings cannot be resumed
         return json.loads(json.dumps(d))
@@ -254,6 +281,19 @@ def collect_results(trials: Iterable[FrozenTrial]) -> dict[str, Results]:
         g, task = t.user_attrs["genome"], t.user_attrs["task"]
         out[g][task][int(t.user_attrs["setting"])] = float(t.value)
     return out
+
+
+def _study_metric(config: SearchConfig, genomes: bool) -> tuple[str, str]:
+    """(rnnopt.metric, rnnopt.direction) of a run's study: accuracy for a run on accuracy tasks
+    (the paper's); else the genomes' score, and the evaluations' metric (names joined when the
+    tasks have several, direction ``mixed``)."""
+    metrics = sorted({m for _, m, _ in config.metrics})
+    directions = {d for _, _, d in config.metrics}
+    if metrics == ["accuracy"]:
+        return "accuracy", "maximize"
+    if genomes:
+        return "score", "maximize"
+    return ",".join(metrics), directions.pop() if len(directions) == 1 else "mixed"
 
 
 def _retry_steps(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -338,15 +378,25 @@ class Evolution:
     # -- infrastructure -----------------------------------------------------------------------
     def _check_identity(self) -> None:
         ident = json.loads(json.dumps(self.config.identity(), sort_keys=True))
+        data = {t: json.loads(value) for t, value in self.config.data}
         for study in (self.genomes, self.evals):
             stored = json_value(study.user_attrs.get(schema.EVOLVE))
             if stored is None:
                 study.set_user_attr(schema.EVOLVE, ident)
                 study.set_user_attr(schema.MODE, schema.EVOLVE_MODE)
                 study.set_user_attr(schema.EVOLVE_TASKS, ",".join(self.config.tasks))
-                study.set_user_attr(schema.METRIC, "accuracy")
-                study.set_user_attr(schema.DIRECTION, "maximize")
-            elif stored != ident:
+                metric, direction = _study_metric(self.config, study is self.genomes)
+                study.set_user_attr(schema.METRIC, metric)
+                study.set_user_attr(schema.DIRECTION, direction)
+                study.set_user_attr(
+                    schema.EVOLVE_METRICS,
+                    {t: {"metric": m, "direction": d} for t, m, d in self.config.metrics},
+                )
+                if data:
+                    study.set_user_attr(schema.DATA, data)
+                continue
+            self._check_data(json_value(study.user_attrs.get(schema.DATA)) or {}, data)
+            if stored != ident:
                 old, new = stored, self.config.identity()
                 # A run stored before an option existed resumes with that option at its default.
                 diff = sorted(
@@ -360,6 +410,20 @@ class Evolution:
                     f"run {self.config.run!r} exists with different settings ({', '.join(diff)}); "
                     "use the same options to resume, or a new --run name"
                 )
+
+    def _check_data(self, stored: dict[str, Any], data: dict[str, Any]) -> None:
+        """StorageError when a task of the run was evaluated on other data than it is given now."""
+        from rnnopt import userdata
+
+        hint = "start a new --run"
+        for task in sorted(stored.keys() | data.keys()):
+            now = data.get(task)
+            userdata.check_resume(
+                f"evolve/{self.config.run} ({task})",
+                stored.get(task, {}),  # none stored: the task read no files then
+                None if now is None else json.dumps(now),
+                hint,
+            )
 
     def _hold(self, trial_id: int) -> None:
         self._beat.hold(trial_id)
@@ -397,9 +461,9 @@ class Evolution:
         )
 
     def score(self, results: Results, gru: Results) -> float | None:
-        """min over tasks of accuracy / GRU accuracy over the settings both have (None until
-        every task has one)."""
-        return paired_score(results, gru, self.config.tasks)
+        """min over tasks of accuracy / GRU accuracy (GRU / genome for a minimized metric) over
+        the settings both have (None until every task has one)."""
+        return paired_score(results, gru, self.config.tasks, self.config.minimize)
 
     def population(self) -> list[tuple[float, str]]:
         """The best ``population`` members as (score, genome text), best first."""
@@ -618,9 +682,12 @@ class Evolution:
             self._wait_for_gru()
             # A mutant is a new genome: all its results are this step's.
             results = self.results()
-            pair = paired_best(results.get(text, {}), results.get(self._gru, {}), [task])
-            mine, gru = (pair[0][task], pair[1][task]) if pair else (0.0, math.inf)
-            if mine < self.config.threshold * gru:
+            minimize = task in self.config.minimize
+            pair = paired_best(
+                results.get(text, {}), results.get(self._gru, {}), [task], self.config.minimize
+            )
+            mine, gru = (pair[0][task], pair[1][task]) if pair else _NOTHING[minimize]
+            if not passes(mine, gru, self.config.threshold, minimize):
                 logger.info(
                     "step %s: rejected at %s (%.4f < %.2f x GRU %.4f)",
                     step,
@@ -637,7 +704,8 @@ class Evolution:
         mine_all = results.get(text, {})
         for t in self.config.tasks:
             if mine_all.get(t):
-                trial.set_user_attr(f"best_{t}", max(mine_all[t].values()))
+                best = min if t in self.config.minimize else max
+                trial.set_user_attr(f"best_{t}", best(mine_all[t].values()))
         s = self.score(mine_all, results.get(self._gru, {}))
         trial.set_user_attr("status", "member" if kind in ("seed", "mutant") else "evaluated")
         self._tell(self.genomes, trial, float(s if s is not None else 0.0))
@@ -759,7 +827,8 @@ class Evolution:
             for name, values in cfg.grid().items()
         }
         params["layers"] = trial.suggest_categorical("layers", list(self.config.layers))
-        value, reason = 0.0, ""
+        metric = cfg.metric_of(attrs["task"])
+        value, reason = _WORST[attrs["task"] in cfg.minimize], ""
         try:
             name = register_genome(attrs["genome"])
             max_steps = cfg.steps_for(attrs["task"])
@@ -786,9 +855,9 @@ class Evolution:
             )
 
             def on_eval(step: int, metrics: dict[str, float]) -> None:
-                acc = metrics.get("accuracy")
-                if acc is not None and math.isfinite(acc):
-                    trial.report(float(acc), step)
+                v = metrics.get(metric)
+                if v is not None and math.isfinite(v):
+                    trial.report(float(v), step)
 
             result = train(tc, on_eval=on_eval, progress=False)  # workers log; no \r lines
             stop = result.stop_reason

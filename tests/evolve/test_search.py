@@ -245,7 +245,6 @@ def test_a_run_from_before_an_option_existed_resumes_at_its_default(sqlite_url: 
     "argv",
     [
         ["--tasks", "nope"],
-        ["--tasks", "ptb"],
         ["--workers", "0"],
         ["--references", "lstm"],
         ["--seeds", "lstm"],
