@@ -38,7 +38,7 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 
 from rnnopt import confirm as confirm_mod
-from rnnopt import paper, schema
+from rnnopt import paper, schema, userdata
 from rnnopt import stats as rnnopt_stats
 from rnnopt.errors import ConfigError, StorageError
 from rnnopt.space import GATE_NAMES
@@ -186,7 +186,11 @@ def _float_attr(trial: FrozenTrial, key: str) -> float | None:
 def load_groups(
     storage_url: str | None, tasks: Sequence[str] | None = None
 ) -> dict[tuple[str, str], Group]:
-    """Group every trial of every rnnopt study at ``storage_url`` by (task, cell)."""
+    """Group every trial of every rnnopt study at ``storage_url`` by (task, cell).
+
+    A task studied on the user's files is named with its data (``userdata.data_label``, e.g.
+    ``text (corpus.txt, 3fa2b1c9)``), so two data sets of one task stay apart; ``tasks``
+    selects by the task's own name (``text`` selects every data set of it)."""
     storage = open_existing(storage_url)
     summaries = [
         s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
@@ -207,9 +211,10 @@ def load_groups(
     groups: dict[tuple[str, str], Group] = {}
     for summary in summaries:
         attrs = summary.user_attrs
-        task = str(attrs["rnnopt.task"])
-        if tasks and task not in tasks:
+        if tasks and str(attrs[schema.TASK]) not in tasks:
             continue
+        task = userdata.data_label(str(attrs[schema.TASK]), attrs.get(schema.DATA),
+                                   attrs.get(schema.TRAIN))
         direction = str(attrs.get("rnnopt.direction") or summary.direction.name.lower())
         metric = str(attrs.get("rnnopt.metric") or "value")
         study_cell = str(attrs.get("rnnopt.cell") or "*")
@@ -490,8 +495,10 @@ def table1_rows(report: Report) -> tuple[list[str], list[list[str]]]:
 def _sections(report: Report, plots: dict[str, list[Path]], out: Path) -> list[tuple[str, Any]]:
     """The report as (title, content) with content a table (header, rows), lines, or images."""
     sections: list[tuple[str, Any]] = []
-    sections.append(("Table 1: best validation value per cell and task (paper in brackets)",
-                     table1_rows(report)))
+    with_paper = any(paper.paper_value(c, t) is not None
+                     for c in report.cells for t in report.tasks)
+    sections.append(("Table 1: best validation value per cell and task"
+                     + (" (paper in brackets)" if with_paper else ""), table1_rows(report)))
     confirmed = confirm_mod.report_rows(report.groups, report.tasks, report.cells)
     if confirmed[1]:
         sections.append(("Confirmation: each cell's best setting retrained with new seeds (mean "

@@ -18,8 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rnnopt.errors import ConfigError
-
-DATA_ATTR = "rnnopt.data"
+from rnnopt.schema import DATA as DATA_ATTR  # noqa: F401 (re-exported)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,3 +98,40 @@ def check_resume(name: str, stored: Any, current: str | None, hint: str) -> None
     what = ", ".join([*(f"{k} file" for k in changed), *(f"option {k}" for k in options)])
     raise StorageError(f"study {name!r} was run on other data (changed: {what or 'data'}); "
                        f"resume it with the same files and options, or {hint}")
+
+
+def data_label(task: str, data: Any, train: Any = None) -> str:
+    """How readers name a task studied on the user's data: ``text (corpus.txt, 3fa2b1c9)``.
+
+    ``data``: the study's ``rnnopt.data`` (the identity), ``train``: its ``rnnopt.train`` (whose
+    task options name the file). The hash is the first 8 hex digits of the training file's
+    SHA-256 (what ``sha256sum corpus.txt`` prints first), then those of given validation and
+    test files, then shaping options that differ from the task's defaults (``level=word``), so
+    two data sets of one task are two labels. ``task`` itself without an identity.
+    """
+    from rnnopt.attrs import json_value
+
+    ident = json_value(data)
+    if not isinstance(ident, dict):
+        return task
+    files = ident.get("files") or {}
+    parts = []
+    options = (json_value(train) or {}).get("task_options") or {}
+    if isinstance(options, dict) and isinstance(options.get("data"), str):
+        parts.append(options["data"].replace("\\", "/").rsplit("/", 1)[-1])
+    parts.append(str(files.get("train", "?"))[:8])
+    parts += [f"{role} {str(files[role])[:8]}" for role in ("valid", "test") if role in files]
+    defaults = _option_defaults(task)
+    parts += [f"{k}={v}" for k, v in sorted((ident.get("options") or {}).items())
+              if k in defaults and v != defaults[k]]
+    return f"{task} ({', '.join(parts)})"
+
+
+def _option_defaults(task: str) -> dict[str, Any]:
+    """A registered task's option defaults ({} for a task this process does not know)."""
+    import rnnopt.tasks
+
+    try:
+        return {o.name: o.default for o in rnnopt.tasks.task_class(task).options_spec}
+    except ConfigError:
+        return {}

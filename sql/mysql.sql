@@ -14,6 +14,9 @@ SELECT
     s.study_id,
     s.study_name,
     JSON_UNQUOTE(task.value_json) AS task,
+    -- the user's data (rnnopt.data: files' SHA-256 and shaping options, JSON); NULL for the
+    -- paper's tasks. Two data sets of one task are two values.
+    data.value_json AS data,
     JSON_UNQUOTE(cell.value_json) AS cell,
     JSON_UNQUOTE(mode.value_json) AS mode,
     JSON_UNQUOTE(metric.value_json) AS metric,
@@ -22,6 +25,7 @@ FROM studies s
 JOIN study_user_attributes task ON task.study_id = s.study_id AND task.`key` = 'rnnopt.task'
 LEFT JOIN study_user_attributes cell ON cell.study_id = s.study_id AND cell.`key` = 'rnnopt.cell'
 LEFT JOIN study_user_attributes mode ON mode.study_id = s.study_id AND mode.`key` = 'rnnopt.mode'
+LEFT JOIN study_user_attributes data ON data.study_id = s.study_id AND data.`key` = 'rnnopt.data'
 LEFT JOIN study_user_attributes metric
     ON metric.study_id = s.study_id AND metric.`key` = 'rnnopt.metric'
 LEFT JOIN study_user_attributes dir ON dir.study_id = s.study_id AND dir.`key` = 'rnnopt.direction'
@@ -116,6 +120,7 @@ SELECT
     s.study_id,
     s.study_name,
     s.task,
+    s.data,
     COALESCE(NULLIF(s.cell, '*'), pj.cell_param, ua.cell) AS cell,
     s.mode,
     s.metric,
@@ -136,29 +141,30 @@ LEFT JOIN trial_values v ON v.trial_id = t.trial_id AND v.objective = 0
 LEFT JOIN ua ON ua.trial_id = t.trial_id
 LEFT JOIN pj ON pj.trial_id = t.trial_id;
 
--- One row per (task, cell, direction) over all rnnopt studies in the database (search trials;
+-- One row per (task, data, cell, direction) over all rnnopt studies in the database (search trials;
 -- confirmation trials are in rnnopt_trials with confirm_of set).
 CREATE VIEW rnnopt_leaderboard AS
 WITH
 ranked AS (
     SELECT
-        task, cell, direction, value,
-        row_number() OVER (PARTITION BY task, cell, direction
+        task, data, cell, direction, value,
+        row_number() OVER (PARTITION BY task, data, cell, direction
                            ORDER BY CASE WHEN direction = 'maximize' THEN -value ELSE value END)
             AS rk,
-        count(*) OVER (PARTITION BY task, cell, direction) AS n
+        count(*) OVER (PARTITION BY task, data, cell, direction) AS n
     FROM rnnopt_trials
     WHERE state = 'COMPLETE' AND value IS NOT NULL AND confirm_of IS NULL
 ),
 top AS (
-    SELECT task, cell, direction, avg(value) AS median_top10
+    SELECT task, data, cell, direction, avg(value) AS median_top10
     FROM ranked
     -- k = ceil(n / 10) best values; their median is the mean of ranks (k+1) div 2, (k+2) div 2.
     WHERE rk IN (((n + 9) DIV 10 + 1) DIV 2, ((n + 9) DIV 10 + 2) DIV 2)
-    GROUP BY task, cell, direction
+    GROUP BY task, data, cell, direction
 )
 SELECT
     tr.task,
+    tr.data,
     tr.cell,
     tr.direction,
     max(tr.metric) AS metric,
@@ -176,7 +182,7 @@ SELECT
     CAST(COALESCE(sum(tr.steps), 0) AS SIGNED) AS steps
 FROM rnnopt_trials tr
 LEFT JOIN top
-    ON top.task = tr.task AND top.cell <=> tr.cell
+    ON top.task = tr.task AND top.data <=> tr.data AND top.cell <=> tr.cell
     AND top.direction = tr.direction
 WHERE tr.confirm_of IS NULL  -- the search's trials only
-GROUP BY tr.task, tr.cell, tr.direction;
+GROUP BY tr.task, tr.data, tr.cell, tr.direction;

@@ -5,6 +5,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sys
@@ -183,8 +184,11 @@ def test_text_and_series_from_files_to_report_and_views(
     _module("rnnopt.report", "--storage", url, "--out", "rep", "--format", "md", "--no-plots",
             cwd=tmp_path)
     text = (tmp_path / "rep" / "report.md").read_text()
-    assert "| series | gru | minimize | mse |" in text
-    assert "| text | lstm | minimize | bpc |" in text
+    sha = {n: hashlib.sha256((tmp_path / n).read_bytes()).hexdigest()[:8]
+           for n in ("corpus.txt", "sensors.csv")}
+    assert f"| series (sensors.csv, {sha['sensors.csv']}, series=sensor, target=temp) | gru " \
+        "| minimize | mse |" in text
+    assert f"| text (corpus.txt, {sha['corpus.txt']}) | lstm | minimize | bpc |" in text
     table = text.split("## Leaderboard")[0]
     for paper_task in ("arith", "xml", "ptb", "PTB", "XML"):  # no paper column for them
         assert paper_task not in table
