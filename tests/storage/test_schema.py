@@ -11,7 +11,8 @@ from rnnopt.storage.views import sql_path
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mysql"])
 def test_sql_views_select_studies_by_the_schemas_modes(dialect: str) -> None:
     text = sql_path(dialect).read_text()
-    for key in (schema.TASK, schema.CELL, schema.MODE, schema.METRIC, schema.DIRECTION):
+    for key in (schema.TASK, schema.CELL, schema.MODE, schema.METRIC, schema.DIRECTION,
+                schema.DATA):
         assert f"'{key}'" in text, key
     modes = ", ".join(f"'\"{m}\"'" for m in schema.CELL_STUDY_MODES)
     assert f"IN ({modes})" in text
