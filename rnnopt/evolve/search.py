@@ -7,9 +7,11 @@ Layout (``<run>`` from ``--run``):
   ``genome`` (canonical text), ``cell`` (registered name), ``parent``, ``mutation``,
   ``equations``, ``round``; when done ``status`` (``member``, ``rejected``, ``duplicate``,
   ``evaluated``), ``rejected_at`` and the value = the genome's score, min over tasks of (best
-  accuracy / GRU's best accuracy).
+  accuracy / GRU's best accuracy; GRU's best / the genome's best on a task whose metric is
+  better lower, ``SearchConfig.minimize``).
 - ``evolve/<run>/evaluations``: one trial per (genome, task, hyperparameter setting), value =
-  best validation accuracy; parameters ``lr``, ``clip_norm``, ``init_scale``, ``layers``; user
+  the best validation value of the task's primary metric (+inf when a minimized one failed);
+  parameters ``lr``, ``clip_norm``, ``init_scale``, ``layers``; user
   attributes ``slot`` (``<step>/<task>/<k>``, or ``gru/<task>/<setting>`` for the GRU beside
   a re-evaluation; unique per evaluation), ``setting``, ``genome``,
   ``cell``, ``task``, ``stage``, ``step``, ``train_seed``, ``stop_reason``, ``n_params``.
