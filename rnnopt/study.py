@@ -573,6 +573,9 @@ def prepare_studies(plan: Plan) -> None:
                 f"study {sd.name!r} in {plan.masked_url} is not an rnnopt study (it has "
                 f"{summary.n_trials} trials and no rnnopt attributes); {hint}"
             )
+        # Other data first: it names the file or option that changed (another level changes
+        # the metric too, which would only say that).
+        userdata.check_resume(sd.name, attrs.get(userdata.DATA_ATTR), sd.data, hint)
         for key, want in (
             ("rnnopt.task", sd.task), ("rnnopt.mode", sd.mode), ("rnnopt.metric", sd.metric)
         ):
@@ -586,7 +589,6 @@ def prepare_studies(plan: Plan) -> None:
             raise StorageError(
                 f"study {sd.name!r} in {plan.masked_url} has a different search space; {hint}"
             )
-        userdata.check_resume(sd.name, attrs.get(userdata.DATA_ATTR), sd.data, hint)
         if attrs.get("rnnopt.direction") not in (None, sd.direction):
             raise StorageError(
                 f"study {sd.name!r} has direction {attrs['rnnopt.direction']}; {hint}"
