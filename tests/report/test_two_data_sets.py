@@ -1,6 +1,6 @@
 """Two data sets of one task in one database stay apart: the report names each by its data
 (``text (a.txt, <sha256 of a.txt>)``) and the leaderboard view groups by the data identity, on
-SQLite and PostgreSQL; a table without paper values does not promise them."""
+SQLite, PostgreSQL and MariaDB; a table without paper values does not promise them."""
 
 from __future__ import annotations
 
@@ -52,12 +52,12 @@ def test_the_label_names_the_file_its_hash_and_options_off_their_defaults() -> N
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql"])
 def test_two_corpora_of_one_task_are_two_rows(
     backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
 ) -> None:  # fmt: skip
-    url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "postgres_url")
+    url = request.getfixturevalue({"postgresql": "postgres_url"}.get(backend, f"{backend}_url"))
     monkeypatch.chdir(tmp_path)
     study = tmp_path / "tiny.toml"
     study.write_text(TINY)
@@ -104,9 +104,9 @@ def test_two_corpora_of_one_task_are_two_rows(
             )).all()  # fmt: skip
     finally:
         engine.dispose()
-    assert len(rows) == 2 and all(r.task == "text" and r.n_trials == 1 for r in rows)
+    assert len(rows) == 2 and all(r.task == "text" and int(r.n_trials) == 1 for r in rows)
     assert len({r.data for r in rows}) == 2
     by_file = {name: next(r for r in rows if digests[name] in r.data) for name in digests}
     for name, row in by_file.items():
-        assert row.best_value == pytest.approx(values[name])
+        assert float(row.best_value) == pytest.approx(values[name])
     assert {s.split("/")[0] for s, _ in per_trial} == set(digests)
