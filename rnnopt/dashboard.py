@@ -64,7 +64,11 @@ def note_markdown(study_name: str, user_attrs: dict[str, Any]) -> str:
     if "rnnopt.space" in a:
         lines += ["## Search space", "", "```json", _pretty_json(a["rnnopt.space"]), "```", ""]
     if "rnnopt.data" in a:  # the user's files (SHA-256) and the options that shaped them
-        lines += ["## Data", "", "```json", _pretty_json(a["rnnopt.data"]), "```", ""]
+        from rnnopt.userdata import data_label
+
+        label = data_label(str(a.get(schema.TASK, "?")), a[schema.DATA], a.get(schema.TRAIN))
+        lines += ["## Data", "", f"`{label}` in the report; the views' `data` column holds:", "",
+                  "```json", _pretty_json(a["rnnopt.data"]), "```", ""]
     if a.get("rnnopt.command"):
         lines += ["## Reproduce", "", "```sh", str(a["rnnopt.command"]), "```", ""]
     lines += [

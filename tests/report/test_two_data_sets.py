@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from user_data import write_corpus
 
-from rnnopt import report, userdata
+from rnnopt import dashboard, report, userdata
 from rnnopt._cli import run_cli
 from rnnopt.storage.views import install_views
 from rnnopt.study import main as study_main
@@ -49,6 +49,9 @@ def test_the_label_names_the_file_its_hash_and_options_off_their_defaults() -> N
         "text (aaaaaaaa, valid bbbbbbbb, test cccccccc)"
     )
     assert userdata.data_label("xml", None, {"task_options": {}}) == "xml"
+    note = dashboard.note_markdown("text/gru", {"rnnopt.task": "text", "rnnopt.data": ident,
+                                                "rnnopt.train": train})
+    assert "`text (corpus.txt, 3fa2b1c9, level=word)` in the report" in note
 
 
 @pytest.mark.slow
