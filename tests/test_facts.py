@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from rnnopt import cells, paper, report, space, storage
-from rnnopt.evolve import search
+from rnnopt.evolve import config
 
 
 def test_the_papers_cells_and_grids_have_one_home() -> None:
     assert space.PAPER_CELLS is paper.CELL_ORDER
     for name in ("lr", "clip_norm", "init_scale", "layers"):
         assert tuple(space.PAPER_SPACE[name]["grid"]) == paper.GRIDS[name]
-    for name, grid in search.GRID.items():
+    for name, grid in config.GRID.items():
         assert grid is paper.GRIDS[name]
     assert max(paper.GRIDS["layers"]) == cells.MAX_LAYERS
 
@@ -20,5 +20,5 @@ def test_gate_names_optimizers_and_the_default_storage_have_one_home() -> None:
     from rnnopt.train import OPTIMIZERS
 
     assert report.GATE_PARAMS is space.GATE_NAMES
-    assert search.OPTIMIZERS is OPTIMIZERS
+    assert config.OPTIMIZERS is OPTIMIZERS
     assert parser().parse_args([])._storage_default == storage.DEFAULT_URL

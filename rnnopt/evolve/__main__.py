@@ -14,7 +14,8 @@ from rnnopt._cli import add_plugin_option, run_cli, setup_logging
 from rnnopt.attrs import json_value
 from rnnopt.cells import MAX_LAYERS
 from rnnopt.errors import ConfigError
-from rnnopt.evolve.search import Confirm, Evolution, SearchConfig, run_worker
+from rnnopt.evolve.config import Confirm, SearchConfig
+from rnnopt.evolve.search import Evolution, run_worker
 from rnnopt.storage import DEFAULT_URL, add_storage_arguments, mask_url, storage_url
 from rnnopt.tasks import parse_option
 from rnnopt.workers import EXIT_WORKER_FAILED, describe_failures, run_pool

@@ -21,7 +21,7 @@ from rnnopt.evolve.known import (
     paired_score,
     shared_pairs,
 )
-from rnnopt.evolve.search import collect_results
+from rnnopt.evolve.scoring import collect_results
 
 __all__ = ["GenomeScore", "find_runs", "format_report", "load_run", "scores"]
 

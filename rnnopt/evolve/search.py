@@ -1,3 +1,5 @@
+# Over 450 lines: the run's layout (docstring) and one class whose planning and staged
+# filter share its state.
 """The paper's architecture search as two Optuna studies that any number of workers share.
 
 Layout (``<run>`` from ``--run``):
@@ -32,307 +34,35 @@ step's coordinator. All state is read back from the database.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import logging
 import math
 import random
 import time
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from rnnopt import paper, schema
 from rnnopt import storage as st
-from rnnopt.attrs import json_value
-from rnnopt.errors import ConfigError, StorageError
+from rnnopt.errors import StorageError
+from rnnopt.evolve import scoring
+from rnnopt.evolve.config import Confirm, SearchConfig, check_identity, study_names
+from rnnopt.evolve.evaluate import enqueue, evaluate
 from rnnopt.evolve.genome import Genome, parse
-from rnnopt.evolve.known import (
-    KNOWN_TEXTS,
-    Results,
-    known,
-    paired_best,
-    paired_score,
-    passes,
-)
+from rnnopt.evolve.known import Results, known, paired_best, passes
 from rnnopt.evolve.mutate import mutate
+from rnnopt.evolve.queue import LIVE, Queue, open_storage
 from rnnopt.storage import compat
-from rnnopt.train import OPTIMIZERS
 
-__all__ = ["GRID", "Confirm", "Evolution", "SearchConfig", "run_worker", "study_names"]
+__all__ = ["Evolution", "run_worker"]
 
 logger = logging.getLogger(__name__)
 
-# The paper's hyperparameter grids (layers are an option of the run).
-GRID: dict[str, tuple[Any, ...]] = {
-    k: paper.GRIDS[k] for k in ("lr", "clip_norm", "init_scale")
-}
-# With --optimizer adam (not the paper's: plain SGD needs far longer runs than a CPU affords)
-# only the learning-rate grid changes.
-ADAM_LR = (0.001, 0.002, 0.003, 0.005, 0.01)
-PARENTS = ("all", "passing")
-SEEDS = ("lstm", "gru")
-LIVE = (TrialState.WAITING, TrialState.RUNNING)
-# An evaluation that failed, and (genome, GRU) when nothing is shared: the worst value of an
-# accuracy (maximize) and of a minimized metric.
-_WORST = {False: 0.0, True: math.inf}
+# (genome, GRU) when nothing is shared: the worst value of an accuracy (maximize) and of a
+# minimized metric.
 _NOTHING = {False: (0.0, math.inf), True: (math.inf, 0.0)}
-
-
-def study_names(run: str) -> tuple[str, str]:
-    """(genomes study, evaluations study) of a search run."""
-    return f"evolve/{run}/genomes", f"evolve/{run}/evaluations"
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """What a search run does; stored on the studies and checked again on resume."""
-
-    tasks: tuple[str, ...] = ("memorize", "arith", "xml")
-    run: str = "default"
-    generations: int = 100
-    settings: int = 20
-    population: int = 100
-    hidden_size: int = 64
-    layers: tuple[int, ...] = (1,)
-    max_steps: int = 2000
-    task_steps: tuple[tuple[str, int], ...] = ()  # (task, steps) instead of max_steps
-    eval_interval: int | None = None
-    eval_batches: int | None = None
-    batch_size: int = 20
-    unroll: int = 35
-    threshold: float = 0.9
-    reeval_fraction: float = 0.2
-    references: tuple[str, ...] = ("mut1", "mut2", "mut3")
-    # The known cells the population starts from (the paper's: LSTM and GRU); the GRU is the
-    # yardstick of every score, so it is always one of them.
-    seeds: tuple[str, ...] = SEEDS
-    seed: int = 0
-    device: str = "cpu"
-    optimizer: str = "sgd"
-    patience: int = 1
-    task_options: tuple[tuple[str, str, Any], ...] = ()  # (task, option, value)
-    # Parents drawn from every member (the paper's), or only from members whose score passes
-    # the filters' threshold: a tiny population is half LSTM, whose children cannot pass.
-    parents: str = "all"
-    data_dir: str | None = field(default=None, compare=False)
-    # Filled from the tasks themselves, not options: (task, metric, direction) of each task,
-    # and (task, identity JSON) of each task that reads the user's files (rnnopt.userdata).
-    metrics: tuple[tuple[str, str, str], ...] = field(default=(), init=False, compare=False)
-    data: tuple[tuple[str, str], ...] = field(default=(), init=False, compare=False)
-
-    def __post_init__(self) -> None:
-        import rnnopt.tasks
-        from rnnopt import userdata
-
-        if not self.tasks:
-            raise ConfigError("--tasks needs at least one task, e.g. memorize,arith,xml")
-        metrics, data = [], []
-        for t in self.tasks:
-            if t not in rnnopt.tasks.names():
-                raise ConfigError(f"unknown task {t!r}; valid: {', '.join(rnnopt.tasks.names())}")
-            task = rnnopt.tasks.get(t, data_dir=self.data_dir, **self.options_for(t))
-            metrics.append((t, task.metric, task.direction))
-            if (ident := userdata.identity(task)) is not None:
-                data.append((t, ident))
-        object.__setattr__(self, "metrics", tuple(metrics))
-        object.__setattr__(self, "data", tuple(data))
-        for t, steps in self.task_steps:
-            if t not in self.tasks:
-                raise ConfigError(
-                    f"--task-steps names {t!r}, which is not in --tasks; allowed: "
-                    f"{', '.join(self.tasks)}"
-                )
-            if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-                raise ConfigError(f"--task-steps {t}={steps!r}: steps must be a positive integer")
-        for t, key, _ in self.task_options:
-            if t not in self.tasks:
-                raise ConfigError(
-                    f"task option {t}.{key} names a task not in --tasks; allowed: "
-                    f"{', '.join(self.tasks)}"
-                )
-        if self.parents not in PARENTS:
-            raise ConfigError(f"unknown --parents {self.parents!r}; allowed: {', '.join(PARENTS)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(
-                f"unknown optimizer {self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}"
-            )
-        if len(set(self.tasks)) != len(self.tasks):
-            raise ConfigError(f"--tasks has a repeated task: {','.join(self.tasks)}")
-        for s in self.seeds:
-            if s not in KNOWN_TEXTS:
-                raise ConfigError(f"unknown seed cell {s!r}; allowed: {', '.join(KNOWN_TEXTS)}")
-        if "gru" not in self.seeds:
-            raise ConfigError(
-                f"--seeds {','.join(self.seeds)} lacks gru, the cell every score is relative to"
-            )
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"--seeds has a repeated cell: {','.join(self.seeds)}")
-        for r in self.references:
-            if r not in KNOWN_TEXTS or r in self.seeds:
-                allowed = ", ".join(k for k in KNOWN_TEXTS if k not in self.seeds)
-                raise ConfigError(f"unknown reference cell {r!r}; allowed: {allowed}")
-        for name in (
-            "generations",
-            "settings",
-            "population",
-            "hidden_size",
-            "max_steps",
-            "batch_size",
-            "unroll",
-            "patience",
-        ):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or value < (name != "generations")
-            ):
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if not self.run or "/" in self.run:
-            raise ConfigError(f"run name must be non-empty without '/', got {self.run!r}")
-        if not 0 < self.threshold <= 1:
-            raise ConfigError(f"threshold must be in (0, 1], got {self.threshold!r}")
-        if not 0 <= self.reeval_fraction <= 1:
-            raise ConfigError(f"reeval_fraction must be in [0, 1], got {self.reeval_fraction!r}")
-        if not self.layers or any(n not in paper.GRIDS["layers"] for n in self.layers):
-            raise ConfigError(
-                f"layers must be a subset of 1-{max(paper.GRIDS['layers'])}, got {self.layers!r}"
-            )
-
-    def steps_for(self, task: str) -> int:
-        """Training steps of one evaluation on ``task``."""
-        return dict(self.task_steps).get(task, self.max_steps)
-
-    def options_for(self, task: str) -> dict[str, Any]:
-        """The task options this run sets for ``task``."""
-        return {key: value for t, key, value in self.task_options if t == task}
-
-    @property
-    def minimize(self) -> frozenset[str]:
-        """The tasks scored by a metric where lower is better (the GRU / genome ratio)."""
-        return frozenset(t for t, _, direction in self.metrics if direction == "minimize")
-
-    def metric_of(self, task: str) -> str:
-        """The metric a task's evaluations are scored by (its primary metric)."""
-        return next(m for t, m, _ in self.metrics if t == task)
-
-    def grid(self) -> dict[str, tuple[Any, ...]]:
-        """The hyperparameter grids settings are drawn from."""
-        return GRID if self.optimizer == "sgd" else {**GRID, "lr": ADAM_LR}
-
-    @classmethod
-    def from_identity(cls, stored: dict[str, Any], **overrides: Any) -> SearchConfig:
-        """The config a run was stored with (``identity()``), e.g. to confirm its genomes."""
-        names = {f.name for f in dataclasses.fields(cls) if f.init}
-        d = {k: v for k, v in stored.items() if k in names}
-        for k in ("tasks", "layers", "references", "seeds"):
-            if k in d:
-                d[k] = tuple(d[k])
-        for k in ("task_steps", "task_options"):
-            if k in d:
-                d[k] = tuple(tuple(v) for v in d[k])
-        return cls(**{**d, **overrides})
-
-    def identity(self) -> dict[str, Any]:
-        """The settings a resumed or cooperating worker must share: all that makes evaluations
-        comparable (not the budget, the device or how parents are drawn)."""
-        d = asdict(self)
-        for k in ("generations", "data_dir", "device", "parents", "metrics", "data"):
-            d.pop(k)
-        d["settings_scheme"] = "paired"  # runs from before paired settings cannot be resumed
-        return json.loads(json.dumps(d))
-
-
-_DEFAULTS: dict[str, Any] = json.loads(
-    json.dumps(
-        {
-            f.name: f.default
-            for f in dataclasses.fields(SearchConfig)
-            if f.default is not dataclasses.MISSING
-        }
-    )
-)
-
-
-def _setting_rng(*parts: object) -> random.Random:
-    return random.Random(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest())
-
-
-def _next_round(steps: list[FrozenTrial], evals: list[FrozenTrial], genome: str, n: int) -> int:
-    """The round of ``genome``'s next step: after every earlier step's round, and one whose
-    ``n`` settings it has not been evaluated on (the GRU also trains beside re-evaluations)."""
-    rounds = [t.user_attrs.get("round", 0) for t in steps if t.user_attrs.get("genome") == genome]
-    have = {t.user_attrs.get("setting") for t in evals if t.user_attrs.get("genome") == genome}
-    r = max(rounds, default=-1) + 1
-    while any(r * n + k in have for k in range(n)):
-        r += 1
-    return r
-
-
-def collect_results(trials: Iterable[FrozenTrial]) -> dict[str, Results]:
-    """genome text -> task -> setting index -> accuracy, from finished evaluation trials."""
-    out: dict[str, Results] = defaultdict(lambda: defaultdict(dict))
-    for t in trials:
-        g, task = t.user_attrs["genome"], t.user_attrs["task"]
-        out[g][task][int(t.user_attrs["setting"])] = float(t.value)
-    return out
-
-
-def _study_metric(config: SearchConfig, genomes: bool) -> tuple[str, str]:
-    """(rnnopt.metric, rnnopt.direction) of a run's study: accuracy for a run on accuracy tasks
-    (the paper's); else the genomes' score, and the evaluations' metric (names joined when the
-    tasks have several, direction ``mixed``)."""
-    metrics = sorted({m for _, m, _ in config.metrics})
-    directions = {d for _, _, d in config.metrics}
-    if metrics == ["accuracy"]:
-        return "accuracy", "maximize"
-    if genomes:
-        return "score", "maximize"
-    return ",".join(metrics), directions.pop() if len(directions) == 1 else "mixed"
-
-
-def _retry_steps(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Heartbeat callback: re-queue a crashed worker's step, not its evaluations (their
-    coordinator enqueues missing slots itself, so they are never queued twice)."""
-    if study.study_name.endswith("/genomes"):
-        st.requeue(study, trial, max_retry=None)
-
-
-def _open_storage(url: str, *, heartbeat: int = 30, grace: int | None = None) -> RDBStorage:
-    """An RDBStorage with heartbeats whose stale steps are re-queued with their attributes;
-    StorageError (password masked) for a bad or unreachable URL."""
-    url = st.normalize_url(url)
-    st.check_url(url)  # writes nothing: a bad URL leaves every database as it was
-    return st.open_storage(
-        url,
-        heartbeat_interval=heartbeat,
-        grace_period=grace if grace is not None else 4 * heartbeat,
-        on_stale=_retry_steps,
-    )
-
-
-@dataclass(frozen=True)
-class Confirm:
-    """Confirmation rounds instead of search steps: each genome in ``genomes`` is re-evaluated
-    on new settings (the GRU beside it) until it has ``rounds`` confirmation steps."""
-
-    genomes: tuple[str, ...]
-    rounds: int
-
-    def __post_init__(self) -> None:
-        if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
-            raise ConfigError(f"--rounds must be a positive integer, got {self.rounds!r}")
-        if not self.genomes:
-            raise ConfigError("nothing to confirm: name genomes or cells, or use --top")
-        if known("gru").text in self.genomes:
-            raise ConfigError("the GRU is the yardstick; it trains beside every confirmed genome")
 
 
 class Evolution:
@@ -352,7 +82,7 @@ class Evolution:
         self.config = config
         self.confirm = confirm
         self.storage = (
-            _open_storage(storage, heartbeat=heartbeat, grace=grace)
+            open_storage(storage, heartbeat=heartbeat, grace=grace)
             if isinstance(storage, str)
             else storage
         )
@@ -370,119 +100,42 @@ class Evolution:
             raise StorageError(
                 f"cannot open the search studies: {type(exc).__name__}: {st.scrub(str(exc))}"
             ) from None
-        self._check_identity()
+        check_identity(config, self.genomes, self.evals)
         self._eval_study_id = self.storage.get_study_id_from_name(ename)
         self._genome_study_id = self.storage.get_study_id_from_name(gname)
-        interval = self.storage.get_heartbeat_interval() or heartbeat
-        self._beat = st.Heartbeat(self.storage, max(0.2, interval / 2))
+        self._queue = Queue(self.storage, heartbeat)
         self._gru = known("gru").text
 
     # -- infrastructure -----------------------------------------------------------------------
-    def _check_identity(self) -> None:
-        ident = json.loads(json.dumps(self.config.identity(), sort_keys=True))
-        data = {t: json.loads(value) for t, value in self.config.data}
-        for study in (self.genomes, self.evals):
-            stored = json_value(study.user_attrs.get(schema.EVOLVE))
-            if stored is None:
-                study.set_user_attr(schema.EVOLVE, ident)
-                study.set_user_attr(schema.MODE, schema.EVOLVE_MODE)
-                study.set_user_attr(schema.EVOLVE_TASKS, ",".join(self.config.tasks))
-                metric, direction = _study_metric(self.config, study is self.genomes)
-                study.set_user_attr(schema.METRIC, metric)
-                study.set_user_attr(schema.DIRECTION, direction)
-                study.set_user_attr(
-                    schema.EVOLVE_METRICS,
-                    {t: {"metric": m, "direction": d} for t, m, d in self.config.metrics},
-                )
-                if data:
-                    study.set_user_attr(schema.DATA, data)
-                continue
-            self._check_data(json_value(study.user_attrs.get(schema.DATA)) or {}, data)
-            if stored != ident:
-                old, new = stored, self.config.identity()
-                # A run stored before an option existed resumes with that option at its default.
-                diff = sorted(
-                    k
-                    for k in old.keys() | new.keys()
-                    if old.get(k, _DEFAULTS.get(k)) != new.get(k, _DEFAULTS.get(k))
-                )
-                if not diff:
-                    continue
-                raise ConfigError(
-                    f"run {self.config.run!r} exists with different settings ({', '.join(diff)}); "
-                    "use the same options to resume, or a new --run name"
-                )
-
-    def _check_data(self, stored: dict[str, Any], data: dict[str, Any]) -> None:
-        """StorageError when a task of the run was evaluated on other data than it is given now."""
-        from rnnopt import userdata
-
-        hint = "start a new --run"
-        for task in sorted(stored.keys() | data.keys()):
-            now = data.get(task)
-            userdata.check_resume(
-                f"evolve/{self.config.run} ({task})",
-                stored.get(task, {}),  # none stored: the task read no files then
-                None if now is None else json.dumps(now),
-                hint,
-            )
-
     def _hold(self, trial_id: int) -> None:
-        self._beat.hold(trial_id)
+        self._queue.hold(trial_id)
 
     def close(self) -> None:
-        self._beat.close()
+        self._queue.close()
 
     def _fail_stale(self) -> None:
-        st.fail_stale_trials(self.genomes)
-        st.fail_stale_trials(self.evals)
-
-    def _pop(
-        self, study: optuna.Study, study_id: int, candidates: Iterable[FrozenTrial]
-    ) -> optuna.Trial | None:
-        """Claim the first WAITING trial another worker has not (WAITING -> RUNNING)."""
-        for ft in candidates:
-            trial = compat.claim_waiting(study, ft.number)
-            if trial is not None:
-                self._hold(compat.trial_id_of(trial))
-                return trial
-        return None
+        self._queue.fail_stale(self.genomes, self.evals)
 
     def _tell(self, study: optuna.Study, trial: optuna.Trial, value: float) -> None:
-        study.tell(trial, value)
-        self._beat.release(compat.trial_id_of(trial))
+        self._queue.tell(study, trial, value)
 
     # -- reading the database -----------------------------------------------------------------
     def steps(self) -> list[FrozenTrial]:
         return self.genomes.get_trials(deepcopy=False)
 
     def results(self) -> dict[str, Results]:
-        """genome text -> task -> setting -> accuracy, from the finished evaluations."""
-        return collect_results(
+        """genome text -> task -> setting -> value, from the finished evaluations."""
+        return scoring.collect_results(
             self.evals.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         )
 
     def score(self, results: Results, gru: Results) -> float | None:
-        """min over tasks of accuracy / GRU accuracy (GRU / genome for a minimized metric) over
-        the settings both have (None until every task has one)."""
-        return paired_score(results, gru, self.config.tasks, self.config.minimize)
+        """The run's score of ``results`` against the GRU's (``scoring.score``)."""
+        return scoring.score(self.config, results, gru)
 
     def population(self) -> list[tuple[float, str]]:
         """The best ``population`` members as (score, genome text), best first."""
-        results = self.results()
-        gru = results.get(self._gru, {})
-        members = {
-            t.user_attrs["genome"]
-            for t in self.steps()
-            if t.state == TrialState.COMPLETE and t.user_attrs.get("status") == "member"
-        }
-        scored = []
-        for g in members:
-            s = self.score(results.get(g, {}), gru)
-            if s is not None:
-                scored.append((s, g))
-        scored.sort(key=lambda p: (-p[0], p[1]))
-        return scored[: self.config.population]
+        return scoring.population(self.config, self.steps(), self.results(), self._gru)
 
     # -- the worker loop ----------------------------------------------------------------------
     def work(self, max_idle: float | None = None) -> None:
@@ -544,7 +197,7 @@ class Evolution:
             (t for t in self._mine(steps) if t.state == TrialState.WAITING),
             key=lambda t: (t.user_attrs.get("kind") not in ("seed", "reference"), t.number),
         )
-        trial = self._pop(self.genomes, self._genome_study_id, waiting)
+        trial = self._queue.claim(self.genomes, waiting)
         if trial is not None:
             logger.info("worker %d: resuming step %s", self.worker, trial.user_attrs.get("step"))
             return trial
@@ -556,7 +209,7 @@ class Evolution:
 
     def _next_round(self, steps: list[FrozenTrial], genome: str) -> int:
         evals = self.evals.get_trials(deepcopy=False)
-        return _next_round(steps, evals, genome, self.config.settings)
+        return scoring.next_round(steps, evals, genome, self.config.settings)
 
     def _create_step(self) -> optuna.Trial | None:
         steps = self.steps()
@@ -744,7 +397,7 @@ class Evolution:
                 for t in self.steps()
                 if t.state == TrialState.WAITING and t.user_attrs.get("kind") == "seed"
             ]
-            trial = self._pop(self.genomes, self._genome_study_id, waiting)
+            trial = self._queue.claim(self.genomes, waiting)
             if trial is not None:
                 self._run_step(trial)
                 return
@@ -790,92 +443,22 @@ class Evolution:
     def _enqueue(
         self, slot: str, step: int, genome: Genome, stage: int, task: str, setting: int
     ) -> None:
-        rng = _setting_rng(self.config.run, self.config.seed, task, setting)
-        params = {name: rng.choice(values) for name, values in self.config.grid().items()}
-        params["layers"] = rng.choice(self.config.layers)
-        self.evals.enqueue_trial(
-            params,
-            user_attrs={
-                "slot": slot,
-                "setting": setting,
-                "step": step,
-                "genome": genome.text,
-                "cell": genome.cell_name,
-                "task": task,
-                "stage": stage,
-                "train_seed": rng.randrange(2**31),
-            },
-        )
+        enqueue(self.evals, self.config, slot, step, genome, stage, task, setting)
 
     # -- one evaluation -----------------------------------------------------------------------
     def _run_one_eval(self, prefer: list[FrozenTrial] | None = None) -> bool:
         waiting = list(prefer or []) + self.evals.get_trials(
             deepcopy=False, states=(TrialState.WAITING,)
         )
-        trial = self._pop(self.evals, self._eval_study_id, waiting)
+        trial = self._queue.claim(self.evals, waiting)
         if trial is None:
             return False
         self._evaluate(trial)
         return True
 
     def _evaluate(self, trial: optuna.Trial) -> None:
-        from rnnopt.evolve.cell import register_genome
-        from rnnopt.train import TrainConfig, train
-
         attrs = trial.user_attrs
-        cfg = self.config
-        params = {
-            name: trial.suggest_categorical(name, list(values))
-            for name, values in cfg.grid().items()
-        }
-        params["layers"] = trial.suggest_categorical("layers", list(self.config.layers))
-        metric = cfg.metric_of(attrs["task"])
-        value, reason = _WORST[attrs["task"] in cfg.minimize], ""
-        try:
-            name = register_genome(attrs["genome"])
-            max_steps = cfg.steps_for(attrs["task"])
-            interval = cfg.eval_interval or max(1, max_steps // 4)
-            tc = TrainConfig(
-                task=attrs["task"],
-                task_options=cfg.options_for(attrs["task"]),
-                optimizer=cfg.optimizer,
-                patience=cfg.patience,
-                cell=name,
-                hidden_size=cfg.hidden_size,
-                layers=params["layers"],
-                lr=params["lr"],
-                clip_norm=params["clip_norm"],
-                init_scale=params["init_scale"],
-                max_steps=max_steps,
-                eval_interval=min(interval, max_steps),
-                eval_batches=cfg.eval_batches,
-                batch_size=cfg.batch_size,
-                unroll=cfg.unroll,
-                seed=attrs["train_seed"],
-                device=cfg.device,
-                data_dir=cfg.data_dir,
-            )
-
-            def on_eval(step: int, metrics: dict[str, float]) -> None:
-                v = metrics.get(metric)
-                if v is not None and math.isfinite(v):
-                    trial.report(float(v), step)
-
-            result = train(tc, on_eval=on_eval, progress=False)  # workers log; no \r lines
-            stop = result.stop_reason
-            if result.best_valid is not None and math.isfinite(result.best_valid):
-                value = float(result.best_valid)
-            trial.set_user_attr("n_params", result.n_params)
-            trial.set_user_attr("tokens_per_s", result.tokens_per_s)
-            trial.set_user_attr("steps", result.steps)
-            reason = result.message
-        except (ConfigError, RuntimeError, FloatingPointError) as exc:
-            # A genome that cannot be trained scores 0 on this setting; the search goes on.
-            stop, reason = "failed", f"{type(exc).__name__}: {exc}"
-            logger.warning("evaluation %s failed: %s", attrs.get("slot"), reason)
-        trial.set_user_attr("stop_reason", stop)
-        if reason:
-            trial.set_user_attr("reason", reason[:500])
+        value, stop = evaluate(trial, self.config)
         self._tell(self.evals, trial, value)
         logger.info(
             "worker %d: %s %s = %.4f (%s)",

@@ -18,9 +18,10 @@ from optuna.trial import TrialState
 
 from rnnopt.errors import ConfigError
 from rnnopt.evolve.__main__ import main
+from rnnopt.evolve.config import Confirm, SearchConfig
 from rnnopt.evolve.known import known
 from rnnopt.evolve.report import format_report
-from rnnopt.evolve.search import Confirm, Evolution, SearchConfig
+from rnnopt.evolve.search import Evolution
 
 REPO = Path(__file__).resolve().parents[2]
 # fmt: off

@@ -17,6 +17,7 @@ from user_data import write_corpus, write_sensors
 
 from rnnopt import schema
 from rnnopt.errors import StorageError
+from rnnopt.evolve.config import SearchConfig
 from rnnopt.evolve.known import (
     head_to_head,
     known,
@@ -28,7 +29,7 @@ from rnnopt.evolve.known import (
     relative_score,
     shared_pairs,
 )
-from rnnopt.evolve.search import Evolution, SearchConfig
+from rnnopt.evolve.search import Evolution
 
 REPO = Path(__file__).resolve().parents[2]
 
