@@ -12,7 +12,7 @@ from rnnopt._cli import EXIT_USAGE, run_cli
 # command -> (module with main(argv), one line of help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "study": ("rnnopt.study", "compare cells (or search over them) as Optuna studies"),
-    "report": ("rnnopt.report", "Table 1 beside the paper, intervals, importance, plots"),
+    "report": ("rnnopt.report.__main__", "Table 1 beside the paper, intervals, importance, plots"),
     "dashboard": ("rnnopt.dashboard", "optuna-dashboard on 127.0.0.1 with rnnopt's notes"),
     "db": ("rnnopt.db", "install or drop the read-only SQL views (db views)"),
     "tasks": ("rnnopt.tasks.__main__", "list, describe and sample the tasks"),

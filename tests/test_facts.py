@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from rnnopt import cells, paper, report, space, storage
+from rnnopt import cells, paper, space, storage
 from rnnopt.evolve import config
+from rnnopt.report.analysis import GATE_PARAMS
 
 
 def test_the_papers_cells_and_grids_have_one_home() -> None:
@@ -19,6 +20,6 @@ def test_gate_names_optimizers_and_the_default_storage_have_one_home() -> None:
     from rnnopt.evolve.__main__ import parser
     from rnnopt.train import OPTIMIZERS
 
-    assert report.GATE_PARAMS is space.GATE_NAMES
+    assert GATE_PARAMS is space.GATE_NAMES
     assert config.OPTIMIZERS is OPTIMIZERS
     assert parser().parse_args([])._storage_default == storage.DEFAULT_URL

@@ -76,3 +76,12 @@ def test_lower_layers_load_neither_optuna_nor_sqlalchemy(module: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_report_package_does_not_import_its_command_line() -> None:
+    """``python -m rnnopt.report`` warns when the package has already imported its
+    ``__main__``; the package exports only the Python API."""
+    code = "import sys, rnnopt.report\nassert 'rnnopt.report.__main__' not in sys.modules\n"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -164,7 +164,7 @@ def test_every_command_refuses_a_missing_plugin_in_one_line(
 ) -> None:
     import importlib
 
-    package = module in ("rnnopt.evolve", "rnnopt.tasks")
+    package = module in ("rnnopt.evolve", "rnnopt.tasks", "rnnopt.report")
     main = importlib.import_module(f"{module}.__main__" if package else module).main
     monkeypatch.chdir(tmp_path)
     code = run_cli(main, [*sub, "--plugin", "rnnopt_no_such_plugin"])

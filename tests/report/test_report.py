@@ -10,6 +10,8 @@ from PIL import Image
 
 from rnnopt import paper, report
 from rnnopt._cli import run_cli
+from rnnopt.report.__main__ import main as report_main
+from rnnopt.report.render import _rank_agreement
 
 
 def test_report_tables_and_warnings_on_a_known_database(filled_sqlite: str) -> None:
@@ -107,15 +109,15 @@ def _assert_valid_markdown_tables(text: str) -> None:
 
 def test_rank_correlation_carries_an_interval_or_is_not_printed(filled_sqlite: str) -> None:
     rep = report.build_report(filled_sqlite)
-    line = report._rank_agreement(rep, "xml")  # lstm 12, lstm-b 2, gru 3 trials
+    line = _rank_agreement(rep, "xml")  # lstm 12, lstm-b 2, gru 3 trials
     assert line is not None and "Kendall tau" in line and "(95% interval " in line
     # arith: LSTM and GRU only (fewer than three cells): nothing at all.
-    assert report._rank_agreement(rep, "arith") is None
+    assert _rank_agreement(rep, "arith") is None
 
 
 def test_report_cli(filled_sqlite: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "r"
-    code = run_cli(report.main, ["--storage", filled_sqlite, "--task", "ptb", "--out", str(out),
+    code = run_cli(report_main, ["--storage", filled_sqlite, "--task", "ptb", "--out", str(out),
                                  "--format", "md", "--no-plots"])
     assert code == 0
     assert "| lstm | 95 (paper 0.0891) |" in capsys.readouterr().out
@@ -137,7 +139,7 @@ def test_report_cli_errors(
     filled_sqlite: str, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = args if "--storage" in args else ["--storage", filled_sqlite, *args]
-    assert run_cli(report.main, argv) == 2
+    assert run_cli(report_main, argv) == 2
     assert capsys.readouterr().err == message + "\n"
 
 
@@ -145,7 +147,7 @@ def test_no_rnnopt_studies_is_an_error(sqlite_url: str, capsys: pytest.CaptureFi
     import optuna
 
     optuna.create_study(storage=sqlite_url, study_name="not-rnnopt")
-    assert run_cli(report.main, ["--storage", sqlite_url]) == 2
+    assert run_cli(report_main, ["--storage", sqlite_url]) == 2
     assert "no rnnopt studies" in capsys.readouterr().err
 
 

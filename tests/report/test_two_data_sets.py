@@ -14,6 +14,7 @@ from user_data import write_corpus
 
 from rnnopt import dashboard, report, userdata
 from rnnopt._cli import run_cli
+from rnnopt.report.__main__ import main as report_main
 from rnnopt.storage.views import install_views
 from rnnopt.study import main as study_main
 
@@ -80,7 +81,7 @@ def test_two_corpora_of_one_task_are_two_rows(
     labels = {name: f"text ({name}, {digests[name]})" for name in digests}
 
     out = tmp_path / "rep"
-    assert run_cli(report.main, ["--storage", url, "--out", str(out), "--format", "md",
+    assert run_cli(report_main, ["--storage", url, "--out", str(out), "--format", "md",
                                  "--no-plots"]) == 0  # fmt: skip
     text = (out / "report.md").read_text()
     for label in labels.values():

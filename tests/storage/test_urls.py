@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from rnnopt import dashboard, report
+from rnnopt import dashboard
 from rnnopt._cli import run_cli
 from rnnopt.errors import ConfigError, StorageError
+from rnnopt.report.__main__ import main as report_main
 from rnnopt.storage import (
     DEFAULT_URL,
     add_storage_arguments,
@@ -101,7 +102,7 @@ def test_storage_env_reads_the_url_from_the_environment(monkeypatch: pytest.Monk
 def test_readers_never_create_a_database(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     db = tmp_path / "missing.db"
     url = f"sqlite:///{db}"
-    assert run_cli(report.main, ["--storage", url, "--out", str(tmp_path / "r")]) == 2
+    assert run_cli(report_main, ["--storage", url, "--out", str(tmp_path / "r")]) == 2
     assert f"error: no SQLite database at {db}" in capsys.readouterr().err
     assert run_cli(dashboard.main, ["--storage", url, "--artifacts", str(tmp_path / "nope")]) == 2
     assert run_cli(dashboard.main, ["--storage", url]) == 2
