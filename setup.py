@@ -1,7 +1,7 @@
 """Ship the top-level ``sql/`` views and ``studies/`` files inside the package.
 
 The repository keeps them at the top (where people look for them); a wheel puts copies in
-``rnnopt/sql`` and ``rnnopt/studies``, where ``rnnopt.db`` and ``rnnopt.space`` look first.
+``rnnopt/sql`` and ``rnnopt/studies``, where ``rnnopt.db`` and ``rnnopt.hpo.studyfile`` look first.
 """
 
 import shutil

@@ -29,9 +29,10 @@ import optuna
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rnnopt import space as space_mod  # noqa: E402
-from rnnopt.objective import make_objective  # noqa: E402
-from rnnopt.study import make_pruner, make_sampler  # noqa: E402
+from rnnopt.hpo import space as space_mod  # noqa: E402
+from rnnopt.hpo.objective import make_objective  # noqa: E402
+from rnnopt.hpo.samplers import make_pruner, make_sampler  # noqa: E402
+from rnnopt.hpo.studyfile import load_study_file  # noqa: E402
 
 
 def _rss_mb() -> float:
@@ -73,7 +74,7 @@ def run_search(
     if study_file is None:
         sp = space_mod.parse_space({"hidden_size": 32, "layers": [1, 2]})
     else:
-        sf = space_mod.load_study_file(study_file)
+        sf = load_study_file(study_file)
         sp = sf.space
         train = {**sf.train, **sf.task_train.get(task, {})}
     resolved = sp.resolved([cell], grid_mode=grid, search=False)

@@ -45,10 +45,11 @@ import optuna
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rnnopt import space as space_mod  # noqa: E402
 from rnnopt import tasks as task_registry  # noqa: E402
-from rnnopt.objective import make_objective  # noqa: E402
-from rnnopt.samplers import make_pruner, make_sampler  # noqa: E402
+from rnnopt.hpo import space as space_mod  # noqa: E402
+from rnnopt.hpo.objective import make_objective  # noqa: E402
+from rnnopt.hpo.samplers import make_pruner, make_sampler  # noqa: E402
+from rnnopt.hpo.studyfile import load_study_file  # noqa: E402
 
 STRATEGIES = ("exhaustive", "tpe", "search", "halving")
 # strategy -> (mode, sampler, pruner, pruner options given max_steps and eval_interval)
@@ -79,7 +80,7 @@ def run_strategy(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("rnnopt").setLevel(logging.WARNING)
     mode, sampler, pruner = SETUPS[strategy]
-    sf = space_mod.load_study_file(study_file)
+    sf = load_study_file(study_file)
     per_task = dict(sf.task_train.get(task, {}))
     size = {k: per_task.pop(k) for k in ("hidden_size", "param_budget") if k in per_task}
     task_options = {**sf.train.get("task_options", {}), **per_task.pop("task_options", {})}

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from rnnopt import confirm as confirm_mod
+from rnnopt.hpo import confirm as confirm_mod
 
 __all__ = ["RunProgress", "Tally", "tally"]
 

@@ -38,7 +38,7 @@ def test_the_wheel_ships_sql_and_studies_and_uses_them(tmp_path: Path) -> None:
     # The installed copy, run away from any checkout, reads its own files.
     probe = (
         "import json; from rnnopt.db import sql_path, view_statements;"
-        "from rnnopt.space import load_study_file, resolve_study_path;"
+        "from rnnopt.hpo.studyfile import load_study_file, resolve_study_path;"
         "load_study_file('paper_table1');"
         "print(json.dumps([str(sql_path('postgresql')), len(view_statements('sqlite')),"
         " str(resolve_study_path('paper_table1'))]))"

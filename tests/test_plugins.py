@@ -17,7 +17,7 @@ import rnnopt.tasks as tasks
 from rnnopt import plugins, space
 from rnnopt._cli import run_cli
 from rnnopt.errors import ConfigError
-from rnnopt.objective import train_settings
+from rnnopt.hpo.objective import train_settings
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "plugin"

@@ -21,8 +21,8 @@ from optuna.trial import FrozenTrial, TrialState
 from rnnopt import paper
 from rnnopt import stats as rnnopt_stats
 from rnnopt.errors import ConfigError
+from rnnopt.hpo.space import GATE_NAMES
 from rnnopt.report.load import Group, float_attr, load_groups
-from rnnopt.space import GATE_NAMES
 from rnnopt.storage import existing_storage, mask_url
 
 __all__ = ["IMPORTANCE_METHODS", "Report", "build_report", "evaluator", "trial_study"]

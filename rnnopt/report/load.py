@@ -11,9 +11,9 @@ from statistics import median
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from rnnopt import confirm as confirm_mod
 from rnnopt import schema, userdata
 from rnnopt.errors import ConfigError, StorageError
+from rnnopt.hpo import confirm as confirm_mod
 from rnnopt.storage import DEFAULT_URL, mask_url, open_existing
 
 __all__ = ["Group", "float_attr", "int_attr", "load_groups"]
@@ -29,7 +29,7 @@ class Group:
     metric: str
     studies: list[str] = field(default_factory=list)
     trials: list[FrozenTrial] = field(default_factory=list)
-    # Retrained best settings (rnnopt/confirm.py); never part of the search's trials above.
+    # Retrained best settings (rnnopt/hpo/confirm.py); never part of the search's trials above.
     confirmations: list[FrozenTrial] = field(default_factory=list)
 
     @property

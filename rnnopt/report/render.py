@@ -9,10 +9,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rnnopt import confirm as confirm_mod
 from rnnopt import paper
 from rnnopt import stats as rnnopt_stats
 from rnnopt.errors import ConfigError
+from rnnopt.hpo import confirm as confirm_mod
 from rnnopt.report.analysis import Report
 from rnnopt.report.load import float_attr
 from rnnopt.report.plots import write_plots

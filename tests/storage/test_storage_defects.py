@@ -15,9 +15,11 @@ import sqlalchemy as sa
 from optuna.trial import TrialState
 
 from rnnopt import storage as st
-from rnnopt import study as study_cli
 from rnnopt.errors import StorageError
+from rnnopt.hpo.plan import Plan, make_plan
+from rnnopt.hpo.runner import prepare_studies
 from rnnopt.storage import compat
+from rnnopt.study import build_parser, summary_table
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = """
@@ -39,14 +41,14 @@ layers = 1
 pytestmark = pytest.mark.storage
 
 
-def _plan(tmp_path: Path, url: str, *extra: str, n_trials: int = 1) -> study_cli.Plan:
+def _plan(tmp_path: Path, url: str, *extra: str, n_trials: int = 1) -> Plan:
     path = tmp_path / "tiny.toml"
     path.write_text(TINY.format(max_steps=10, n_trials=n_trials))
-    args = study_cli.build_parser().parse_args(
+    args = build_parser().parse_args(
         ["--task", "arith", "--cells", "gru", "--study-file", str(path), "--storage", url,
          "--workers", "1", "--device", "cpu", *extra]
     )
-    return study_cli.make_plan(args, [])
+    return make_plan(args, [])
 
 
 def _attrs_and_trials(url: str, name: str) -> tuple[dict, int]:
@@ -61,7 +63,7 @@ def test_a_foreign_study_of_the_same_name_is_refused(storage_url: str, tmp_path:
     foreign.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2, n_trials=2)
     plan = _plan(tmp_path, storage_url)
     with pytest.raises(StorageError, match=r"'arith/gru' .* has direction minimize, not maximize"):
-        study_cli.prepare_studies(plan)
+        prepare_studies(plan)
     assert _attrs_and_trials(storage_url, "arith/gru") == ({}, 2)
     # Same direction, but trials and no rnnopt attributes: still not ours.
     optuna.create_study(study_name="b/arith/gru", storage=storage_url, direction="maximize")
@@ -69,24 +71,24 @@ def test_a_foreign_study_of_the_same_name_is_refused(storage_url: str, tmp_path:
         lambda t: t.suggest_float("x", 0, 1), n_trials=1
     )
     with pytest.raises(StorageError, match="is not an rnnopt study"):
-        study_cli.prepare_studies(_plan(tmp_path, storage_url, "--study-name", "b/"))
+        prepare_studies(_plan(tmp_path, storage_url, "--study-name", "b/"))
     assert _attrs_and_trials(storage_url, "b/arith/gru") == ({}, 1)
 
 
 def test_a_study_of_another_mode_or_metric_is_refused(sqlite_url: str, tmp_path: Path) -> None:
-    study_cli.prepare_studies(_plan(tmp_path, sqlite_url))
+    prepare_studies(_plan(tmp_path, sqlite_url))
     optuna.load_study(study_name="arith/gru", storage=sqlite_url).set_user_attr(
         "rnnopt.mode", "evolve"
     )
     with pytest.raises(StorageError, match=r"has rnnopt\.mode='evolve', not 'compare'"):
-        study_cli.prepare_studies(_plan(tmp_path, sqlite_url))
+        prepare_studies(_plan(tmp_path, sqlite_url))
 
 
 def test_names_differing_in_case_do_not_merge_on_mariadb(mysql_url: str, tmp_path: Path) -> None:
-    study_cli.prepare_studies(_plan(tmp_path, mysql_url, "--study-name", "CaseA/"))
+    prepare_studies(_plan(tmp_path, mysql_url, "--study-name", "CaseA/"))
     before = _attrs_and_trials(mysql_url, "CaseA/arith/gru")
     with pytest.raises(StorageError, match="differs only in case from the existing study"):
-        study_cli.prepare_studies(_plan(tmp_path, mysql_url, "--study-name", "casea/"))
+        prepare_studies(_plan(tmp_path, mysql_url, "--study-name", "casea/"))
     assert _attrs_and_trials(mysql_url, "CaseA/arith/gru") == before
     assert optuna.get_all_study_names(mysql_url) == ["CaseA/arith/gru"]
 
@@ -94,8 +96,8 @@ def test_names_differing_in_case_do_not_merge_on_mariadb(mysql_url: str, tmp_pat
 def test_names_differing_in_case_are_two_studies_on_postgresql(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    study_cli.prepare_studies(_plan(tmp_path, postgres_url, "--study-name", "CaseA/"))
-    study_cli.prepare_studies(_plan(tmp_path, postgres_url, "--study-name", "casea/"))
+    prepare_studies(_plan(tmp_path, postgres_url, "--study-name", "CaseA/"))
+    prepare_studies(_plan(tmp_path, postgres_url, "--study-name", "casea/"))
     assert sorted(optuna.get_all_study_names(postgres_url)) == [
         "CaseA/arith/gru", "casea/arith/gru"
     ]
@@ -154,7 +156,7 @@ def test_a_stale_trial_is_failed_with_a_reason_and_retried_without_it(sqlite_url
 
 def test_the_final_table_does_not_count_replaced_trials(sqlite_url: str, tmp_path: Path) -> None:
     plan = _plan(tmp_path, sqlite_url, n_trials=1)
-    study_cli.prepare_studies(plan)
+    prepare_studies(plan)
     study = optuna.load_study(study_name="arith/gru", storage=sqlite_url)
     with compat.quiet_experimental():
         first = study.ask()
@@ -163,7 +165,7 @@ def test_the_final_table_does_not_count_replaced_trials(sqlite_url: str, tmp_pat
     with compat.quiet_experimental():
         retry = study.ask()
     study.tell(retry, 0.5)
-    table = study_cli.summary_table(plan)
+    table = summary_table(plan)
     assert "0.5000  [1 trials, 0 pruned]" in table, table
 
 

@@ -9,17 +9,19 @@ import optuna
 import pytest
 from study_helpers import tiny_study
 
-from rnnopt import study as study_mod
 from rnnopt.attrs import json_value
 from rnnopt.errors import StorageError
+from rnnopt.hpo.plan import Plan, make_plan
+from rnnopt.hpo.runner import prepare_studies
+from rnnopt.study import build_parser
 
 
-def _plan(tmp_path: Path, url: str, max_steps: int = 30) -> study_mod.Plan:
-    args = study_mod.build_parser().parse_args([
+def _plan(tmp_path: Path, url: str, max_steps: int = 30) -> Plan:
+    args = build_parser().parse_args([
         "--task", "xml", "--cells", "gru", "--storage", url, "--workers", "1",
         "--study-file", str(tiny_study(tmp_path, max_steps=max_steps)),
     ])  # fmt: skip
-    return study_mod.make_plan(args, [])
+    return make_plan(args, [])
 
 
 def test_json_value_reads_values_and_old_strings() -> None:
@@ -34,7 +36,7 @@ def test_attributes_are_json_values_and_old_string_databases_resume(
     tmp_path: Path, sqlite_url: str
 ) -> None:
     plan = _plan(tmp_path, sqlite_url)
-    study_mod.prepare_studies(plan)
+    prepare_studies(plan)
     study = optuna.load_study(study_name="xml/gru", storage=sqlite_url)
     attrs = study.user_attrs
     for key in ("rnnopt.space", "rnnopt.budget", "rnnopt.train"):
@@ -44,9 +46,9 @@ def test_attributes_are_json_values_and_old_string_databases_resume(
     # A database written by an older rnnopt: the same attributes as JSON strings.
     for key in ("rnnopt.space", "rnnopt.budget", "rnnopt.train"):
         study.set_user_attr(key, json.dumps(attrs[key]))
-    study_mod.prepare_studies(plan)  # same space and budget: resumes
+    prepare_studies(plan)  # same space and budget: resumes
     assert isinstance(study.user_attrs["rnnopt.space"], dict)  # rewritten as values
     for key in ("rnnopt.space", "rnnopt.budget"):
         study.set_user_attr(key, json.dumps(attrs[key]))
     with pytest.raises(StorageError, match="--max-steps 30"):
-        study_mod.prepare_studies(_plan(tmp_path, sqlite_url, max_steps=40))
+        prepare_studies(_plan(tmp_path, sqlite_url, max_steps=40))

@@ -15,7 +15,8 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 from study_helpers import cli_env, popen, run, slots, tiny_study, trials
 
-from rnnopt import confirm, stats
+from rnnopt import stats
+from rnnopt.hpo import confirm
 
 SMALL_XML = "[train.xml]\ntask_options = { valid_size = 60, test_size = 60, force_close_after = 6 }"
 

@@ -8,7 +8,8 @@ import pytest
 from optuna.trial import TrialState
 from study_helpers import run, trials
 
-from rnnopt.study import build_parser, make_plan
+from rnnopt.hpo.plan import make_plan
+from rnnopt.study import build_parser
 
 # studies/cells_halving.toml at a tiny budget: rungs at 10 and 20 steps of 40.
 HALVING = """

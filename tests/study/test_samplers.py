@@ -8,9 +8,10 @@ import optuna
 import pytest
 from study_helpers import tiny_study
 
-from rnnopt import samplers
 from rnnopt._cli import run_cli
-from rnnopt.study import build_parser, main, make_plan
+from rnnopt.hpo import samplers
+from rnnopt.hpo.plan import make_plan
+from rnnopt.study import build_parser, main
 
 
 def _plan(tmp_path: Path, extra: str, *argv: str):  # type: ignore[no-untyped-def]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rnnopt import space
 from rnnopt.errors import ConfigError
+from rnnopt.hpo import space, studyfile
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -70,7 +70,7 @@ def test_study_file_unknown_key_is_refused(tmp_path: Path) -> None:
     f = tmp_path / "bad.toml"
     f.write_text("[study]\ntasks = ['xml']\nn_trails = 3\n")
     with pytest.raises(ConfigError, match=r"n_trails.*bad\.toml"):
-        space.load_study_file(str(f))
+        studyfile.load_study_file(str(f))
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,7 @@ def test_study_file_unknown_key_is_refused(tmp_path: Path) -> None:
 def test_shipped_study_files_parse_and_resolve(path: Path) -> None:
     from rnnopt import cells, tasks
 
-    sf = space.load_study_file(str(path))
+    sf = studyfile.load_study_file(str(path))
     for t in sf.study.get("tasks", [sf.study.get("task")]):
         assert t is None or t in tasks.names()  # None: the task comes from --task
     chosen = sf.study.get("cells", list(space.PAPER_CELLS))
@@ -99,7 +99,8 @@ def test_default_plan_is_the_quick_study(tmp_path: Path, monkeypatch: pytest.Mon
     """`--task xml` alone: the quick study's budget, Adam, hidden 128, xml as a stream, and
     one worker per core (at most 4) on CPU."""
     from rnnopt._cli import cpus
-    from rnnopt.study import build_parser, make_plan
+    from rnnopt.hpo.plan import make_plan
+    from rnnopt.study import build_parser
 
     monkeypatch.chdir(tmp_path)
     plan = make_plan(build_parser().parse_args(["--task", "xml", "--device", "cpu"]), None)
@@ -123,7 +124,7 @@ def test_forget_bias_belongs_to_the_forget_gate() -> None:
     import optuna
 
     from rnnopt import cells
-    from rnnopt.objective import train_settings
+    from rnnopt.hpo.objective import train_settings
 
     s = space.parse_space({"gates": ["forget_gate"], "forget_bias": [0, 1, 2], "hidden_size": 8})
     resolved = s.resolved(["lstm"], grid_mode=True, search=False)

@@ -229,7 +229,8 @@ def test_search_mode_on_series_classification(
 def test_study_file_options_and_command_line_overrides(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rnnopt.study import build_parser, make_plan
+    from rnnopt.hpo.plan import make_plan
+    from rnnopt.study import build_parser
 
     monkeypatch.chdir(tmp_path)
     write_corpus(tmp_path / "corpus.txt")

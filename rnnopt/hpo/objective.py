@@ -24,15 +24,14 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 
-from rnnopt import confirm as confirm_mod
-from rnnopt import space as space_mod
+from rnnopt.hpo import confirm as confirm_mod
+from rnnopt.hpo import space as space_mod
 
-__all__ = ["TrialOutcome", "make_objective", "retried_from", "train_settings"]
+__all__ = ["make_objective", "mark_failed", "retried_from", "train_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,15 +75,6 @@ def train_settings(
     return config, options
 
 
-@dataclass
-class TrialOutcome:
-    """What the objective learned about the last trial (for progress lines)."""
-
-    stop_reason: str = ""
-    value: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 def make_objective(
     *,
     task: str,
@@ -94,7 +84,6 @@ def make_objective(
     metric: str,
     artifact_store: Any,
     seed: int = 0,
-    on_outcome: Callable[[TrialOutcome], None] | None = None,
 ) -> Callable[[optuna.trial.Trial], float]:
     """Return ``objective(trial) -> float`` for one study.
 
@@ -172,29 +161,23 @@ def make_objective(
             result = train(config, on_eval=on_eval, on_checkpoint=on_checkpoint, resume=resume,
                            progress=False)
         except Exception as exc:
-            trial.set_user_attr("stop_reason", "failed")
-            trial.set_user_attr("reason", f"{type(exc).__name__}: {exc}"[:1000])
-            _report(on_outcome, "failed")
+            mark_failed(trial, f"{type(exc).__name__}: {exc}")
             raise
         _record(trial, result, metric)
         if result.stop_reason == "pruned":
             reason = state["reason"] or result.message or "pruned"
             trial.set_user_attr("reason", reason)
-            _report(on_outcome, "pruned")
             raise optuna.TrialPruned(reason)
         if result.stop_reason == "diverged":
             reason = f"diverged: {result.message}" if result.message else "diverged"
             trial.set_user_attr("reason", reason)
-            _report(on_outcome, "diverged")
             raise optuna.TrialPruned(reason)
         value = result.best_valid
         if value is None or not math.isfinite(value):
             value = result.valid_metrics.get(metric) if result.valid_metrics else None
         if value is None or not math.isfinite(value):
             trial.set_user_attr("reason", "no finite validation metric")
-            _report(on_outcome, "diverged")
             raise optuna.TrialPruned("no finite validation metric")
-        _report(on_outcome, result.stop_reason, float(value))
         return float(value)
 
     return objective
@@ -208,9 +191,10 @@ def retried_from(trial: optuna.trial.Trial) -> int | None:
     return stored_trial(trial).system_attrs.get("failed_trial")
 
 
-def _report(cb: Callable[[TrialOutcome], None] | None, reason: str, value: Any = None) -> None:
-    if cb is not None:
-        cb(TrialOutcome(reason, value))
+def mark_failed(trial: optuna.trial.Trial, reason: str) -> None:
+    """Record why a trial failed (``stop_reason=failed``, ``reason`` cut to 1,000 characters)."""
+    trial.set_user_attr("stop_reason", "failed")
+    trial.set_user_attr("reason", reason[:1000])
 
 
 def _record(trial: optuna.trial.Trial, result: Any, metric: str) -> None:
