@@ -47,7 +47,7 @@ def tally(studies: Sequence[Any], trials_of: Sequence[Sequence[Any]]) -> Tally:
         for t in trials:
             if t.number in replaced or not t.state.is_finished():
                 continue
-            out.done += t.state != TrialState.FAIL  # a failed trial leaves its slot (study.py)
+            out.done += t.state != TrialState.FAIL  # a failed trial leaves its slot (hpo/runner.py)
             out.pruned += t.state == TrialState.PRUNED
             out.failed += t.state == TrialState.FAIL
             if t.state != TrialState.COMPLETE or t.value is None or not math.isfinite(t.value):

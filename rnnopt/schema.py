@@ -1,7 +1,7 @@
 """What rnnopt writes into an Optuna database, named once: study attribute keys, study modes,
 trial stop reasons, and which studies each reader reads.
 
-Writers (study.py for compare/search studies, evolve/ for architecture-search studies) and
+Writers (hpo/ for compare/search studies, evolve/ for architecture-search studies) and
 readers (report, the SQL views in ``sql/``, dashboard notes, evolve's report) use these names;
 the SQL files spell the same keys and modes (``tests/storage/test_schema.py`` checks that).
 """

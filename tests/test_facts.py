@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from rnnopt import cells, paper, space, storage
+from rnnopt import cells, paper, storage
 from rnnopt.evolve import config
+from rnnopt.hpo import space
 from rnnopt.report.analysis import GATE_PARAMS
 
 

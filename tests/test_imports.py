@@ -20,10 +20,11 @@ LAYERS: list[set[str]] = [
     {"errors", "paper"},
     {"storage", "cells"},
     {"_cli", "workers", "tasks", "model"},
-    {"budget", "space"},
+    {"budget"},
     {"train"},
-    {"objective"},
-    {"dashboard", "report", "db", "evolve"},
+    {"dashboard", "db"},
+    {"hpo"},
+    {"report", "evolve"},
     {"study"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
@@ -85,3 +86,21 @@ def test_the_report_package_does_not_import_its_command_line() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_hpo_objective_alone_writes_trial_attributes() -> None:
+    """On the study side a trial's user attributes have one writer, rnnopt/hpo/objective.py
+    (a confirmation trial's two are given where confirm.py enqueues it)."""
+    writers = []
+    for path in [*sorted((PACKAGE / "hpo").glob("*.py")), PACKAGE / "study.py"]:
+        if path.name == "objective.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "set_user_attr"
+                and isinstance(node.value, ast.Name)
+                and "trial" in node.value.id
+            ):
+                writers.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not writers, writers

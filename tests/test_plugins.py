@@ -14,9 +14,10 @@ import pytest
 
 import rnnopt.cells as cells
 import rnnopt.tasks as tasks
-from rnnopt import plugins, space
+from rnnopt import plugins
 from rnnopt._cli import run_cli
 from rnnopt.errors import ConfigError
+from rnnopt.hpo import space
 from rnnopt.hpo.objective import train_settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -107,7 +107,7 @@ def make_objective(
         config_dict["cell_options"] = {**dict(base.get("cell_options", {})), **gate_options}
         origin = retried_from(trial)
         run_seed = seed + (trial.number if origin is None else origin)
-        # A confirmation trial (rnnopt/confirm.py) carries its seed and runs unpruned.
+        # A confirmation trial (rnnopt/hpo/confirm.py) carries its seed and runs unpruned.
         confirming = confirm_mod.is_confirmation(trial)
         if confirming:
             run_seed = int(trial.user_attrs[confirm_mod.SEED_ATTR])

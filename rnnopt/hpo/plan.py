@@ -82,7 +82,7 @@ class Plan:
     max_retry: int
     command: str
     eval_interval: int
-    confirm: int = 0  # confirmation seeds per cell's best setting (rnnopt/confirm.py)
+    confirm: int = 0  # confirmation seeds per cell's best setting (rnnopt/hpo/confirm.py)
     verbose: bool = False  # per-evaluation detail of every trial in the log
     sampler_options: dict[str, Any] = field(default_factory=dict)  # [sampler] (samplers.py)
     pruner_options: dict[str, Any] = field(default_factory=dict)  # [pruner]

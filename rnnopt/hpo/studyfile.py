@@ -39,7 +39,7 @@ class StudyFile:
     train: dict[str, Any]
     task_train: dict[str, dict[str, Any]]
     space: Space
-    sampler: dict[str, Any] = field(default_factory=dict)  # options (rnnopt/samplers.py)
+    sampler: dict[str, Any] = field(default_factory=dict)  # options (rnnopt/hpo/samplers.py)
     pruner: dict[str, Any] = field(default_factory=dict)
 
 
