@@ -33,7 +33,8 @@ from rnnopt.hpo import space as space_mod
 
 __all__ = ["make_objective", "mark_failed", "retried_from", "train_settings"]
 
-logger = logging.getLogger(__name__)
+# Named as before the move into hpo/: log lines read `rnnopt.objective: trial 3 of ...`.
+logger = logging.getLogger("rnnopt.objective")
 
 CHECKPOINT_ATTR = "checkpoint_artifact"
 CHECKPOINT_STEP_ATTR = "checkpoint_step"

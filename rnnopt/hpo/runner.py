@@ -23,7 +23,8 @@ from rnnopt.hpo.samplers import make_pruner, make_sampler
 
 __all__ = ["prepare_studies", "run_worker", "run_workers"]
 
-logger = logging.getLogger(__name__)
+# Named as before the move into hpo/: the worker loop logs as the study command.
+logger = logging.getLogger("rnnopt.study")
 
 # --- the studies ------------------------------------------------------------------------------
 
