@@ -71,3 +71,10 @@ class Queue:
     def tell(self, study: optuna.Study, trial: optuna.Trial, value: float) -> None:
         study.tell(trial, value)
         self._beat.release(compat.trial_id_of(trial))
+
+    def drop(self, study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+        """Fail a claimed trial that holds nothing to run, saying why."""
+        trial.set_user_attr("stop_reason", "failed")
+        trial.set_user_attr("reason", reason)
+        study.tell(trial, state=TrialState.FAIL)
+        self._beat.release(compat.trial_id_of(trial))

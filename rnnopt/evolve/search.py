@@ -198,6 +198,12 @@ class Evolution:
             key=lambda t: (t.user_attrs.get("kind") not in ("seed", "reference"), t.number),
         )
         trial = self._queue.claim(self.genomes, waiting)
+        while trial is not None and "step" not in trial.user_attrs:
+            # A step killed between its creation and its plan, re-queued as an empty copy:
+            # there is nothing to resume, and its plan is made afresh below.
+            self._queue.drop(self.genomes, trial, "killed before its step was planned")
+            waiting = [t for t in waiting if t.number != trial.number]
+            trial = self._queue.claim(self.genomes, waiting)
         if trial is not None:
             logger.info("worker %d: resuming step %s", self.worker, trial.user_attrs.get("step"))
             return trial

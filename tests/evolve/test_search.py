@@ -144,6 +144,20 @@ def test_two_workers_share_a_run(storage_url: str) -> None:
     assert b.genomes.get_trials(states=(TrialState.FAIL,))  # a's step, retried by b
 
 
+def test_a_step_killed_before_its_plan_is_dropped_not_run(sqlite_url: str) -> None:
+    # A worker killed between creating a step and writing its plan leaves a trial with no
+    # attributes; the stale-trial callback re-queues it as an empty WAITING copy.
+    cfg = _tiny_memorize(run="husk", generations=0, settings=1)
+    ev = Evolution(sqlite_url, cfg, heartbeat=1, grace=2, poll=0.05)
+    ev.genomes.add_trial(optuna.trial.create_trial(state=TrialState.WAITING))
+    ev.work(max_idle=5)
+    steps = optuna.load_study(study_name="evolve/husk/genomes", storage=sqlite_url).get_trials()
+    husks = [t for t in steps if "step" not in t.user_attrs]
+    assert [(t.state, t.user_attrs["stop_reason"]) for t in husks] == [(TrialState.FAIL, "failed")]
+    done = [t for t in steps if t.state == TrialState.COMPLETE]
+    assert {t.user_attrs["kind"] for t in done} == {"seed"} and len(done) == 2
+
+
 def test_settings_are_paired_across_genomes_and_new_in_each_round(sqlite_url: str) -> None:
     cfg = _tiny_memorize(run="p", generations=3, settings=2, reeval_fraction=1.0)
     Evolution(sqlite_url, cfg, poll=0.05).work(max_idle=60)
