@@ -27,7 +27,7 @@ from typing import Any
 
 from rnnopt.errors import ConfigError
 
-__all__ = ["ENV", "add_option", "load", "load_entry_points", "load_env"]
+__all__ = ["ENV", "EntryPoints", "add_option", "load", "load_entry_points", "load_env"]
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +145,29 @@ def load_entry_points(
             continue
         logger.debug("loaded %s plugin %s from %s", kind, ep.name, ep.value)
     return broken
+
+
+class EntryPoints:
+    """One registry's plug-ins: its entry-point group, read the first time :meth:`load` is
+    called, and ``RNNOPT_PLUGINS``, read on every call. ``broken`` maps the name of each
+    plug-in that failed to load to a one-line reason."""
+
+    def __init__(self, group: str, kind: str, install: Callable[[str, Any], None]) -> None:
+        self.group, self.kind, self._install = group, kind, install
+        self.broken: dict[str, str] = {}
+        self._loaded = False
+
+    def load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            self.broken.update(load_entry_points(self.group, self.kind, self._install))
+        load_env()
+
+    def reload(self) -> None:
+        """Look at the entry points again (after installing a plugin in a running process)."""
+        self._loaded = False
+        self.broken.clear()
+        self.load()
 
 
 class _PluginAction(argparse.Action):

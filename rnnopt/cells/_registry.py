@@ -104,8 +104,6 @@ class CellSpec:
 
 _REGISTRY: dict[str, CellSpec] = {}
 _lock = threading.Lock()
-_plugins_loaded = False
-_BROKEN: dict[str, str] = {}  # plugin name -> why it failed to load
 
 
 def _factory_options(factory: Callable[..., Any]) -> frozenset[str]:
@@ -203,40 +201,26 @@ def _install(name: str, obj: Any) -> None:
         raise TypeError(f"{type(obj).__name__} is neither a cell factory nor a CellSpec")
 
 
-def _load_plugins() -> None:
-    """Import the ``rnnopt.cells`` entry points and ``$RNNOPT_PLUGINS`` once; each registers
-    itself or is a factory.
-
-    A plugin that fails to load is remembered with its error: looking its name up raises a
-    ConfigError naming the plugin, while every other cell keeps working.
-    """
-    global _plugins_loaded
-    if not _plugins_loaded:
-        _plugins_loaded = True
-        _BROKEN.update(plugins.load_entry_points(ENTRY_POINT_GROUP, "cell", _install))
-    plugins.load_env()
+_PLUGINS = plugins.EntryPoints(ENTRY_POINT_GROUP, "cell", _install)
 
 
 def reload_plugins() -> None:
     """Look at the entry points again (after installing a plugin in a running process)."""
-    global _plugins_loaded
-    _plugins_loaded = False
-    _BROKEN.clear()
-    _load_plugins()
+    _PLUGINS.reload()
 
 
 def names() -> list[str]:
     """Every registered cell name, sorted."""
-    _load_plugins()
+    _PLUGINS.load()
     return sorted(_REGISTRY)
 
 
 def spec(name: str) -> CellSpec:
     """The :class:`CellSpec` of ``name``; ConfigError listing the valid names if unknown."""
     if name not in _REGISTRY:
-        _load_plugins()
-    if isinstance(name, str) and name in _BROKEN and name not in _REGISTRY:
-        raise ConfigError(_BROKEN[name])
+        _PLUGINS.load()
+    if isinstance(name, str) and name in _PLUGINS.broken and name not in _REGISTRY:
+        raise ConfigError(_PLUGINS.broken[name])
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):

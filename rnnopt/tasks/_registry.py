@@ -14,8 +14,6 @@ ENTRY_POINT_GROUP = "rnnopt.tasks"
 DIRECTIONS = ("maximize", "minimize")
 
 _TASKS: dict[str, type] = {}
-_BROKEN: dict[str, str] = {}  # plugin name -> why it failed to load
-_plugins_loaded = False
 T = TypeVar("T", bound=type)
 
 
@@ -60,35 +58,26 @@ def _install(name: str, obj: Any) -> None:
     register(obj)
 
 
-def _load_plugins() -> None:
-    """Import the ``rnnopt.tasks`` entry points (once) and ``$RNNOPT_PLUGINS``."""
-    global _plugins_loaded
-    if not _plugins_loaded:
-        _plugins_loaded = True
-        _BROKEN.update(plugins.load_entry_points(ENTRY_POINT_GROUP, "task", _install))
-    plugins.load_env()
+_PLUGINS = plugins.EntryPoints(ENTRY_POINT_GROUP, "task", _install)
 
 
 def reload_plugins() -> None:
     """Look at the entry points again (after installing a plugin in a running process)."""
-    global _plugins_loaded
-    _plugins_loaded = False
-    _BROKEN.clear()
-    _load_plugins()
+    _PLUGINS.reload()
 
 
 def names() -> list[str]:
     """Every registered task name, sorted."""
-    _load_plugins()
+    _PLUGINS.load()
     return sorted(_TASKS)
 
 
 def task_class(name: str) -> type:
     """The class registered as ``name``; ConfigError listing valid names if unknown."""
     if not isinstance(name, str) or name not in _TASKS:
-        _load_plugins()
-    if isinstance(name, str) and name in _BROKEN and name not in _TASKS:
-        raise ConfigError(_BROKEN[name])
+        _PLUGINS.load()
+    if isinstance(name, str) and name in _PLUGINS.broken and name not in _TASKS:
+        raise ConfigError(_PLUGINS.broken[name])
     try:
         return _TASKS[name]
     except (KeyError, TypeError):
