@@ -244,8 +244,11 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
             # Failed trials do not count toward --n-trials; at most n_trials of them per run, so
             # that a study that always fails ends.
             while time.monotonic() < deadline and failures.get(sd.name, 0) < plan.n_trials:
-                st.fail_stale_trials(study)
                 with st.study_lock(plan.url, sd.name):
+                    # Under the lock: a stale trial is failed and its retry queued in one step
+                    # for the other workers, which would otherwise see a free slot between the
+                    # two and ask for a new trial beside the retry.
+                    st.fail_stale_trials(study)
                     trials = study.get_trials(deepcopy=False)
                     waiting = any(t.state == TrialState.WAITING for t in trials)
                     if _slots_used(trials) >= plan.n_trials and not waiting:
