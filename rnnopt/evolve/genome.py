@@ -1,3 +1,5 @@
+# Over 450 lines: the genome's parser, canonical form and compiler share one node type and
+# must agree exactly (a genome's identity is its canonical text).
 """Cell genomes: computation graphs over x, h (and c) with the paper's node types.
 
 A genome is a DAG whose leaves are the inputs ``x``, ``h`` and ``c`` and whose inner nodes are

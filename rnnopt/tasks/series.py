@@ -1,3 +1,5 @@
+# Over 450 lines: three file formats, two task kinds and every bad-data check of the
+# series task live together so that each error names its file and line in one place.
 """``series``: the user's numeric sequences: next-step regression, or sequence classification.
 
 Files (task options ``data``, optionally ``valid`` and ``test``, all of one format):

@@ -1,3 +1,5 @@
+# Over 450 lines: one loop whose evaluation, plateau halving, divergence and checkpoint
+# resume share the trainer's state; split, each piece would need all of it.
 """The training loop: truncated BPTT, clipping, evaluation, plateau halving, checkpoints."""
 
 from __future__ import annotations
