@@ -15,6 +15,7 @@ from user_data import write_corpus
 from rnnopt import dashboard, report, userdata
 from rnnopt._cli import run_cli
 from rnnopt.report.__main__ import main as report_main
+from rnnopt.report.render import fmt
 from rnnopt.storage.views import install_views
 from rnnopt.study import main as study_main
 
@@ -88,7 +89,7 @@ def test_two_corpora_of_one_task_are_two_rows(
         assert f"| {label} | gru | minimize | bpc | 1 | 1 |" in text
     table1 = f"| cell | {labels['a.txt']} | {labels['b.txt']} |"
     assert table1 in text
-    assert f"| gru | {values['a.txt']:.3f} | {values['b.txt']:.3f} |" in text
+    assert f"| gru | {fmt(values['a.txt'])} | {fmt(values['b.txt'])} |" in text
     assert "| text | gru |" not in text  # never pooled under the bare task name
     heading = next(line for line in text.splitlines() if "Table 1" in line)
     assert "paper" not in heading
