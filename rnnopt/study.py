@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         default="auto",
         help="local worker processes, or auto (default): one per GPU with --device auto/cuda "
-        f"and a GPU, else one per CPU core up to {MAX_AUTO_WORKERS}",
+        f"and a GPU, else one per CPU core up to {MAX_AUTO_WORKERS}, never more than the trials",
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--seed", type=int, help="training seed base; also seeds the sampler")

@@ -175,6 +175,10 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
 
     resolve_device(args.device)  # cuda/cuda:N must exist here
     workers = _workers(args.workers, args.device)
+    if args.workers == "auto":
+        # Never more processes than trials: a lone trial runs in this process on every core.
+        n_studies = len(tasks) * (len(cells) if mode == "compare" else 1)
+        workers = min(workers, n_studies * (n_trials + confirm))
     heartbeat = _check_int("--heartbeat", _whole_number(args.heartbeat), 1, MAX_HEARTBEAT_S)
     max_retry = _check_int("--max-retry", args.max_retry, 0)
     timeout = _pick(args.timeout, fs.get("timeout"), None)

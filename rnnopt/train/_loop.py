@@ -380,7 +380,7 @@ class _Run:
         limit = self.cfg.eval_batches if split == "valid" and not whole else None
         batches = self.task.batches(split, batch_size=self.cfg.batch_size, unroll=self.cfg.unroll)
         try:
-            with torch.no_grad(), self._autocast():
+            with torch.inference_mode(), self._autocast():
                 for batch in itertools.islice(batches, limit):
                     batch = _to_device(batch, self.device)
                     output, state = model(batch.inputs, None if batch.reset else state)

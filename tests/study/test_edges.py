@@ -12,9 +12,10 @@ import torch
 from study_helpers import tiny_study
 
 from rnnopt import cells
-from rnnopt._cli import run_cli
+from rnnopt._cli import cpus, run_cli
 from rnnopt.cells import TanhCell
-from rnnopt.study import main
+from rnnopt.hpo.plan import MAX_AUTO_WORKERS, make_plan
+from rnnopt.study import build_parser, main
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -187,3 +188,19 @@ def test_all_trials_failed_exits_non_zero_and_a_fixed_rerun_trains(
     assert [t.state for t in trials][:2] == [TrialState.FAIL, TrialState.FAIL]
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials[2:])
     assert len(trials) == 4
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--n-trials", "1", "--cells", "lstm"], 1),  # a smoke run: in this process, all cores
+        (["--n-trials", "1", "--cells", "lstm,gru"], min(2, cpus(), MAX_AUTO_WORKERS)),
+        (["--n-trials", "1", "--cells", "lstm", "--workers", "2"], 2),  # explicit: as asked
+    ],
+)
+def test_auto_workers_never_exceed_the_trials(
+    tmp_path: Path, argv: list[str], expected: int
+) -> None:
+    args = ["--task", "xml", "--storage", f"sqlite:///{tmp_path / 'w.db'}", *argv]
+    assert make_plan(build_parser().parse_args(args), args).workers == expected
+    assert not (tmp_path / "w.db").exists()

@@ -83,6 +83,25 @@ def test_text_metrics_bits_per_character_and_perplexity(tmp_path: Path) -> None:
     assert out["accuracy"] == 0.25
 
 
+@pytest.mark.parametrize("masked", [0, 3])
+def test_stream_batch_stats_count_only_the_mask(tmp_path: Path, masked: int) -> None:
+    """Full windows take the no-copy path, a stream's padded last window the masked one; both
+    give the summed negative log-likelihood of the scored positions."""
+    task = tasks.get("text", data=str(write_corpus(tmp_path / "c.txt")))
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 4, task.output_size, generator=g)
+    targets = torch.randint(task.output_size, (5, 4), generator=g)
+    mask = torch.ones(5, 4, dtype=torch.bool)
+    if masked:
+        mask[-1, :masked] = False
+        targets[-1, :masked] = 0
+    stats = task.batch_stats(logits, tasks.Batch(logits.argmax(-1), targets, mask))
+    logp = torch.log_softmax(logits, -1).gather(-1, targets[..., None])[..., 0]
+    assert stats["nll"] == pytest.approx(float(-logp[mask].sum()), rel=1e-5)
+    assert stats["count"] == 20 - masked
+    assert stats["correct"] == float((logits.argmax(-1) == targets)[mask].sum())
+
+
 def test_text_batches_are_contiguous_windows_with_state_carried(tmp_path: Path) -> None:
     task = tasks.get("text", data=str(write_corpus(tmp_path / "c.txt")))
     batches = list(task.batches("valid", batch_size=4, unroll=10))
