@@ -19,7 +19,7 @@ sample of lengths). ``unroll`` is ignored: instances are never cut, since
 cutting would separate the scored answer from the question. ``reset`` is True for every batch.
 Inputs are ``<s>`` followed by the text without its last character; targets are the text.
 
-With the task option ``stream`` (xml only) each batch column instead reads instances back to
+With the task option ``stream`` (arith, xml) each batch column instead reads instances back to
 back as one text, in windows of ``unroll`` characters with the state carried (docs/tasks.md).
 """
 
@@ -231,7 +231,7 @@ class GeneratedTask(Task):
             positions = positions.to(output.device)
             stats[f"{name}_correct"] = float((correct & positions).sum())
             stats[f"{name}_count"] = float(positions.sum())
-        if "exact_match" in self.extra_metrics:
+        if "exact_match" in self.extra_metrics and not self.stateful:
             # an instance counts when every one of its scored positions is right
             right = (correct | ~mask).all(dim=0)
             has_scored = mask.any(dim=0)
@@ -242,6 +242,8 @@ class GeneratedTask(Task):
     def summarize(self, stats: dict[str, float]) -> dict[str, float]:
         out = {"accuracy": _ratio(stats, "correct", "count")}
         for metric, (num, den) in self.extra_metrics.items():
+            if metric == "exact_match" and self.stateful:
+                continue  # an instance may straddle windows: no per-batch whole-instance test
             out[metric] = _ratio(stats, num, den)
         return out
 

@@ -16,7 +16,7 @@ import random
 from typing import Any, ClassVar
 
 from rnnopt.tasks._base import END, Instance, Option
-from rnnopt.tasks._generated import HELDOUT_OPTIONS, GeneratedTask
+from rnnopt.tasks._generated import HELDOUT_OPTIONS, STREAM_OPTION, GeneratedTask
 from rnnopt.tasks._registry import register
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -37,6 +37,7 @@ class Arith(GeneratedTask):
         Option("negative_rate", 0.5, float, 0.0, 1.0,
                "probability that an operand is negative (unconfirmed)"),
         *HELDOUT_OPTIONS,
+        STREAM_OPTION,
     )
     extra_metrics: ClassVar[dict[str, tuple[str, str]]] = {
         "exact_match": ("exact", "instances"),

@@ -394,6 +394,42 @@ def test_xml_stream_metrics_match_the_instance_layout() -> None:
     assert results[0]["closing_accuracy"] == 1.0
 
 
+def test_arith_stream_scores_only_the_answers_read_back_to_back() -> None:
+    """arith with stream = true: column b reads problems b, b+B, ... back to back, only the
+    answer characters scored; accuracy equals the instance layout's for the same predictions,
+    and exact_match (undefined across windows) is not reported."""
+    task, plain = tasks.get("arith", stream=True), tasks.get("arith")
+    assert task.stateful and not plain.stateful
+    B, unroll, seed = 3, 11, 5
+    it = task.batches("train", batch_size=B, unroll=unroll, seed=seed)
+    batches = [next(it) for _ in range(40)]
+    for column in range(B):
+        targets = torch.cat([b.targets[:, column] for b in batches]).tolist()
+        mask = torch.cat([b.mask[:, column] for b in batches]).tolist()
+        insts = [plain.instance("train", i, seed) for i in range(column, 200 * B, B)]
+        text = "".join(inst.text for inst in insts)
+        assert "".join(VOCAB[i] for i in targets) == text[: len(targets)]
+        want, offset = [False] * len(text), 0
+        for inst in insts:
+            for p in inst.scored:
+                want[offset + p] = True
+            offset += len(inst.text)
+        assert mask == want[: len(mask)]
+    results = []
+    for layout in (plain, task):
+        layout = tasks.get("arith", stream=layout.stateful, valid_size=40)
+        stats: dict[str, float] = {}
+        for batch in layout.batches("valid", batch_size=4, unroll=20):
+            right = batch.targets % 2 == 0  # by character: the same in both layouts
+            out = fake_output(batch.targets, right, layout.output_size)
+            for k, v in layout.batch_stats(out, batch).items():
+                stats[k] = stats.get(k, 0.0) + v
+        results.append(layout.summarize(stats))
+    assert "exact_match" in results[0] and "exact_match" not in results[1]
+    assert 0 < results[1]["accuracy"] < 1
+    assert results[1]["accuracy"] == pytest.approx(results[0]["accuracy"])
+
+
 def test_xml_stream_option_is_checked() -> None:
     with pytest.raises(ConfigError, match="stream=1 must be true or false"):
         tasks.get("xml", stream=1)
