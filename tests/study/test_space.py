@@ -96,8 +96,8 @@ def test_shipped_study_files_parse_and_resolve(path: Path) -> None:
 
 
 def test_default_plan_is_the_quick_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`--task xml` alone: the quick study's budget, Adam, hidden 128, xml as a stream, and
-    one worker per core (at most 4) on CPU."""
+    """`--task xml` alone: the quick study's budget, Adam, hidden 128, xml (and arith) as a
+    stream, and one worker per core (at most 4) on CPU."""
     from rnnopt._cli import cpus
     from rnnopt.hpo.plan import make_plan
     from rnnopt.study import build_parser
@@ -112,6 +112,9 @@ def test_default_plan_is_the_quick_study(tmp_path: Path, monkeypatch: pytest.Mon
     params = sd.space["params"]
     assert params["hidden_size"]["value"] == 128 and params["layers"]["value"] == 1
     assert (params["lr"]["low"], params["lr"]["high"]) == (0.002, 0.008)
+    # arith, too, is read as a stream (a fresh problem per column hides the forget gate)
+    plan = make_plan(build_parser().parse_args(["--task", "arith", "--device", "cpu"]), None)
+    assert plan.studies[0].base["task_options"] == {"stream": True}
     # the command line still wins over the default study file
     plan = make_plan(build_parser().parse_args(
         ["--task", "xml", "--n-trials", "5", "--max-steps", "50", "--workers", "1"]), None)
