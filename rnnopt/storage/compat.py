@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 __all__ = [
     "claim_waiting",
     "quiet_experimental",
+    "running_without_heartbeat",
     "stale_trial_ids",
     "storage_of",
     "stored_trial",
@@ -64,6 +65,30 @@ def stale_trial_ids(study: optuna.Study) -> list[int]:
     if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
         return []
     return list(storage._get_stale_trial_ids(study_id_of(study)))
+
+
+def running_without_heartbeat(study: optuna.Study) -> list[int]:
+    """Ids of RUNNING trials with no heartbeat recorded: Optuna's stale check skips them
+    (``RDBStorage._get_stale_trial_ids``), so a worker killed between claiming a trial and its
+    first heartbeat would leave it RUNNING for ever. Empty without heartbeats."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    storage = storage_of(study)
+    rdb = getattr(storage, "_backend", storage)  # under Optuna's _CachedStorage
+    if not isinstance(rdb, optuna.storages.RDBStorage) or not is_heartbeat_enabled(rdb):
+        return []
+    with _create_scoped_session(rdb.scoped_session) as session:
+        rows = (
+            session.query(models.TrialModel.trial_id)
+            .outerjoin(models.TrialHeartbeatModel)
+            .filter(models.TrialModel.study_id == study_id_of(study))
+            .filter(models.TrialModel.state == TrialState.RUNNING)
+            .filter(models.TrialHeartbeatModel.trial_heartbeat_id.is_(None))
+            .all()
+        )
+    return [r[0] for r in rows]
 
 
 def claim_waiting(study: optuna.Study, trial_number: int) -> optuna.Trial | None:

@@ -292,8 +292,14 @@ def replaced_numbers(trials: list[FrozenTrial]) -> set[int]:
 
 def fail_stale_trials(study: optuna.Study) -> None:
     """Fail the trials whose worker stopped beating, with ``stop_reason=failed`` and a
-    ``reason``, and pass each to the storage's stale-trial callback (a retry by default)."""
+    ``reason``, and pass each to the storage's stale-trial callback (a retry by default).
+
+    A RUNNING trial that never had a heartbeat (its worker died right after claiming it) is
+    given one now, from the database's clock, so that it goes stale after the grace period
+    like any other; a live worker beats for its own trial as soon as it has claimed it."""
     storage = compat.storage_of(study)
+    for tid in compat.running_without_heartbeat(study):
+        storage.record_heartbeat(tid)
     failed = []
     for tid in compat.stale_trial_ids(study):
         try:

@@ -69,6 +69,16 @@ def test_stale_trial_ids_after_the_grace_period(sqlite_url: str) -> None:
     assert compat.stale_trial_ids(_study(sqlite_url.replace(".db", "2.db"))) == []
 
 
+def test_running_without_heartbeat_lists_only_unbeaten_running_trials(sqlite_url: str) -> None:
+    study = _study(sqlite_url, heartbeat=1)
+    beaten, unbeaten = study.ask(), study.ask()
+    compat.storage_of(study).record_heartbeat(compat.trial_id_of(beaten))
+    assert compat.running_without_heartbeat(study) == [compat.trial_id_of(unbeaten)]
+    study.tell(unbeaten, 1.0)
+    assert compat.running_without_heartbeat(study) == []
+    assert compat.running_without_heartbeat(_study(sqlite_url.replace(".db", "2.db"))) == []
+
+
 def test_quiet_experimental_is_scoped(sqlite_url: str) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

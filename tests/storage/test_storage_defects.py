@@ -154,6 +154,22 @@ def test_a_stale_trial_is_failed_with_a_reason_and_retried_without_it(sqlite_url
     assert st.replaced_numbers(study.get_trials()) == {0}
 
 
+def test_a_trial_killed_before_its_first_heartbeat_still_goes_stale(storage_url: str) -> None:
+    # A worker SIGKILLed between claiming a trial and beating for it left the trial RUNNING for
+    # ever (Optuna's stale check skips trials without a heartbeat): a resumed study waited on it.
+    storage = st.open_storage(storage_url, heartbeat_interval=1, grace_period=1)
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    with compat.quiet_experimental():
+        orphan = study.ask()
+    st.fail_stale_trials(study)  # first sight: given a heartbeat, not failed yet
+    assert compat.stored_trial(orphan).state == TrialState.RUNNING
+    time.sleep(2.5)
+    st.fail_stale_trials(study)
+    failed, retry = study.get_trials(deepcopy=False)
+    assert failed.state == TrialState.FAIL and "heartbeat" in failed.user_attrs["reason"]
+    assert retry.state == TrialState.WAITING and retry.system_attrs["failed_trial"] == 0
+
+
 def test_the_final_table_does_not_count_replaced_trials(sqlite_url: str, tmp_path: Path) -> None:
     plan = _plan(tmp_path, sqlite_url, n_trials=1)
     prepare_studies(plan)

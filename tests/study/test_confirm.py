@@ -113,7 +113,12 @@ def test_confirm_end_to_end_survives_sigkill_and_counts_right(
     finally:
         first.send_signal(signal.SIGKILL)
         first.communicate()
-    res = run(args, tmp_path, timeout=300)
+    try:
+        res = run([*args, "--verbose"], tmp_path, timeout=300)
+    except subprocess.TimeoutExpired as exc:  # say where it stood
+        states = [(t.number, t.state.name, t.user_attrs) for t in trials(sqlite_url, "xml/tanh")]
+        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
+        raise AssertionError(f"resume hung; trials {states}; stderr {err[-3000:]}") from None
     assert res.returncode == 0, res.stderr[-2000:]
     ts = trials(sqlite_url, "xml/tanh")
     assert not any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in ts)
