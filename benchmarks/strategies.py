@@ -21,7 +21,10 @@ After every trial a strategy names the cell of its best trial so far; "steps to 
 compute after which it names the exhaustive run's best cell (same seed) and keeps naming it to
 its end (``inf``: never or not at its end); it is optimistic, since a strategy cannot know
 when it has found the cell, so the table also gives each strategy's whole compute over the
-exhaustive run's (actual steps both). Medians over seeds; the target: the reference cell named
+exhaustive run's (actual steps both). Where the top cells are within noise of each other, naming
+"the" best cell is partly luck, so the table also gives the gap: how far below the exhaustive
+run's best the cell a strategy names at its end scored in the exhaustive run (0 when it is the
+same cell). Medians over seeds; the target: the reference cell named
 with at most a quarter of the exhaustive compute.
 
 This is not a test: it trains cells x trials x strategies x seeds models. At the quick study's
@@ -32,6 +35,7 @@ CPU core; see benchmarks/README.md for the recorded commands.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import statistics
@@ -61,6 +65,7 @@ SETUPS: dict[str, tuple[str, str, str]] = {
 }
 
 Curve = list[tuple[int, str | None, float | None]]  # (steps spent, named cell, its best value)
+Run = dict[str, Any]  # {"curve": Curve, "best": {cell: its best value}}
 
 
 def run_strategy(
@@ -72,8 +77,8 @@ def run_strategy(
     max_steps: int,
     study_file: str,
     eval_batches: int | None,
-) -> Curve:
-    """Run one strategy; return the curve after each trial."""
+) -> Run:
+    """Run one strategy; return the curve after each trial and each cell's best value."""
     import torch
 
     torch.set_num_threads(1)
@@ -129,7 +134,7 @@ def run_strategy(
             best[cell] = pick(best.get(cell, t.value), t.value)
         named = pick(best, key=lambda c: best[c]) if best else None
         curve.append((spent, named, best.get(named) if named else None))
-    return curve
+    return {"curve": curve, "best": best}
 
 
 def steps_to_name(curve: Curve, cell: str | None) -> float:
@@ -142,7 +147,17 @@ def steps_to_name(curve: Curve, cell: str | None) -> float:
     return curve[first][0]
 
 
-def one_seed(args: tuple[Any, ...]) -> dict[str, Curve]:
+def gap(reference: dict[str, float], cell: str | None) -> float:
+    """How far the exhaustive run's best of ``cell`` is below its best cell's (0: the same).
+
+    ``reference`` holds values where larger is better (negate a minimised metric first).
+    """
+    if cell is None or cell not in reference:
+        return math.inf
+    return max(reference.values()) - reference[cell]
+
+
+def one_seed(args: tuple[Any, ...]) -> dict[str, Run]:
     strategies, task, cells, seed, trials, max_steps, study_file, eval_batches = args
     return {
         s: run_strategy(s, task, cells, seed, trials, max_steps, study_file, eval_batches)
@@ -161,6 +176,7 @@ def main() -> None:
     p.add_argument("--strategies", default=",".join(STRATEGIES))
     p.add_argument("--eval-batches", default="20", help="per evaluation, or all (whole split)")
     p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
+    p.add_argument("--out", help="also write every curve and cell's best as JSON here")
     args = p.parse_args()
     strategies = [s for s in args.strategies.split(",") if s]
     unknown = [s for s in strategies if s not in STRATEGIES]
@@ -180,32 +196,44 @@ def main() -> None:
     else:
         results = [one_seed(job) for job in jobs]
     wall = time.time() - t0
+    if args.out:
+        record = {"args": vars(args), "wall_s": wall, "seeds": results}
+        Path(args.out).write_text(json.dumps(record))
+    direction = task_registry.get(args.task).direction
     print(
         f"{args.task}, cells {','.join(cells)}, {args.trials} trials per cell, "
         f"{args.max_steps} steps, study file {args.study_file}, {args.seeds} seeds, "
         f"{wall:.0f} s wall\n"
     )
-    print("| strategy | steps (median) | total / exhaustive (median) | named the reference cell "
-          "| steps to name it (median) | that / exhaustive (median) "
-          "| per seed: named cell, steps to name / total |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| strategy | steps (median) | total / exhaustive (median) | named the reference cell "
+        "| steps to name it (median) | that / exhaustive (median) "
+        "| gap of the named cell (median, max) "
+        "| per seed: named cell, steps to name / total |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for s in strategies:
-        totals, needed, ratios, total_ratios, per_seed, hits = [], [], [], [], [], 0
+        totals, needed, ratios, total_ratios, gaps, per_seed, hits = [], [], [], [], [], [], 0
         for res in results:
-            reference = res["exhaustive"][-1][1]
-            curve = res[s]
+            ref_curve, ref_best = res["exhaustive"]["curve"], res["exhaustive"]["best"]
+            if direction == "minimize":
+                ref_best = {c: -v for c, v in ref_best.items()}
+            reference = ref_curve[-1][1]
+            curve = res[s]["curve"]
             total = curve[-1][0]
             need = steps_to_name(curve, reference)
             hits += math.isfinite(need)
             totals.append(total)
             needed.append(need)
-            ratios.append(need / res["exhaustive"][-1][0])
-            total_ratios.append(total / res["exhaustive"][-1][0])
+            ratios.append(need / ref_curve[-1][0])
+            total_ratios.append(total / ref_curve[-1][0])
+            gaps.append(gap(ref_best, curve[-1][1]))
             per_seed.append(f"{curve[-1][1]} {need:g}/{total}")
         print(
             f"| {s} | {statistics.median(totals):.0f} | {statistics.median(total_ratios):.2f} | "
             f"{hits}/{len(results)} | "
             f"{statistics.median(needed):g} | {statistics.median(ratios):.2f} | "
+            f"{statistics.median(gaps):.3g}, {max(gaps):.3g} | "
             f"{'; '.join(per_seed)} |"
         )
 
