@@ -3,6 +3,7 @@
     python benchmarks/strategies.py [--task xml] [--cells tanh,lstm,...] [--seeds 4]
         [--trials 3] [--max-steps 7000] [--study-file rnnopt/studies/quick.toml]
         [--strategies exhaustive,tpe,search,halving] [--eval-batches 20] [--jobs 2]
+        [--out run.json] [--replay run.json]
 
 Strategies, each run in memory through rnnopt's own objective (one thread per process):
 
@@ -24,8 +25,10 @@ when it has found the cell, so the table also gives each strategy's whole comput
 exhaustive run's (actual steps both). Where the top cells are within noise of each other, naming
 "the" best cell is partly luck, so the table also gives the gap: how far below the exhaustive
 run's best the cell a strategy names at its end scored in the exhaustive run (0 when it is the
-same cell). Medians over seeds; the target: the reference cell named
-with at most a quarter of the exhaustive compute.
+same cell), and how far the best value the strategy itself found falls short of the exhaustive
+run's best (negative: it found a better setting). ``--out FILE`` keeps every curve;
+``--replay FILE`` prints the table again from it without training. Medians over seeds; the
+target: the reference cell named with at most a quarter of the exhaustive compute.
 
 This is not a test: it trains cells x trials x strategies x seeds models. At the quick study's
 budget (10 cells, 3 trials, 7,000 steps) one seed of all four strategies is about 2 hours of one
@@ -177,7 +180,12 @@ def main() -> None:
     p.add_argument("--eval-batches", default="20", help="per evaluation, or all (whole split)")
     p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     p.add_argument("--out", help="also write every curve and cell's best as JSON here")
+    p.add_argument("--replay", help="print the table of an earlier run's --out file; train nothing")
     args = p.parse_args()
+    if args.replay:
+        record = json.loads(Path(args.replay).read_text())
+        report(argparse.Namespace(**record["args"]), record["seeds"], record["wall_s"])
+        return
     strategies = [s for s in args.strategies.split(",") if s]
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown or "exhaustive" not in strategies:
@@ -199,41 +207,48 @@ def main() -> None:
     if args.out:
         record = {"args": vars(args), "wall_s": wall, "seeds": results}
         Path(args.out).write_text(json.dumps(record))
-    direction = task_registry.get(args.task).direction
+    report(args, results, wall)
+
+
+def report(args: argparse.Namespace, results: list[dict[str, Run]], wall: float) -> None:
+    """Print the run's table: compute, naming, and how good the named cell and value are."""
+    strategies = [s for s in args.strategies.split(",") if s]
+    sign = -1 if task_registry.get(args.task).direction == "minimize" else 1
     print(
-        f"{args.task}, cells {','.join(cells)}, {args.trials} trials per cell, "
+        f"{args.task}, cells {args.cells}, {args.trials} trials per cell, "
         f"{args.max_steps} steps, study file {args.study_file}, {args.seeds} seeds, "
         f"{wall:.0f} s wall\n"
     )
     print(
         "| strategy | steps (median) | total / exhaustive (median) | named the reference cell "
         "| steps to name it (median) | that / exhaustive (median) "
-        "| gap of the named cell (median, max) "
+        "| gap of the named cell (median, max) | best value short of exhaustive's (median, max) "
         "| per seed: named cell, steps to name / total |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for s in strategies:
-        totals, needed, ratios, total_ratios, gaps, per_seed, hits = [], [], [], [], [], [], 0
+        totals, needed, ratios, total_ratios, gaps, shorts, per_seed = [], [], [], [], [], [], []
         for res in results:
-            ref_curve, ref_best = res["exhaustive"]["curve"], res["exhaustive"]["best"]
-            if direction == "minimize":
-                ref_best = {c: -v for c, v in ref_best.items()}
-            reference = ref_curve[-1][1]
+            ref_curve = res["exhaustive"]["curve"]
+            ref_best = {c: sign * v for c, v in res["exhaustive"]["best"].items()}
             curve = res[s]["curve"]
             total = curve[-1][0]
-            need = steps_to_name(curve, reference)
-            hits += math.isfinite(need)
+            need = steps_to_name(curve, ref_curve[-1][1])
             totals.append(total)
             needed.append(need)
             ratios.append(need / ref_curve[-1][0])
             total_ratios.append(total / ref_curve[-1][0])
             gaps.append(gap(ref_best, curve[-1][1]))
+            found = curve[-1][2]
+            shorts.append(max(ref_best.values()) - sign * found if found is not None else math.inf)
             per_seed.append(f"{curve[-1][1]} {need:g}/{total}")
+        hits = sum(math.isfinite(n) for n in needed)
         print(
             f"| {s} | {statistics.median(totals):.0f} | {statistics.median(total_ratios):.2f} | "
             f"{hits}/{len(results)} | "
             f"{statistics.median(needed):g} | {statistics.median(ratios):.2f} | "
             f"{statistics.median(gaps):.3g}, {max(gaps):.3g} | "
+            f"{statistics.median(shorts):.3g}, {max(shorts):.3g} | "
             f"{'; '.join(per_seed)} |"
         )
 
