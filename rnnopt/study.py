@@ -171,6 +171,8 @@ def summary_table(plan: Plan) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    if confirmed:
+        lines += ["", confirm_mod.SCOPE]
     return "\n".join(lines)
 
 

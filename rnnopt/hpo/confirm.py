@@ -42,6 +42,12 @@ CONFIRM_ATTR = "confirm_of"
 SEED_ATTR = "confirm_seed"
 # Search trials train with seed + trial number; confirmation seeds start far above those.
 CONFIRM_SEED_OFFSET = 1_000_000
+# What a confirmation interval does not cover (measured: benchmarks/RESULTS.md, "Findings").
+SCOPE = (
+    "The intervals cover the seeds' noise around this run's best setting per cell, not the "
+    "search's own luck: a run with another --seed can find other settings. Read several runs "
+    "together (benchmarks/findings.py) before calling a cell better."
+)
 
 
 def is_confirmation(trial: Any) -> bool:

@@ -83,7 +83,7 @@ def _sections(report: Report, plots: dict[str, list[Path]], out: Path) -> list[t
     if confirmed[1]:
         sections.append(("Confirmation: each cell's best setting retrained with new seeds (mean "
                          "and 95% interval; a difference from the best cell is real only when "
-                         "its interval excludes zero)", confirmed))
+                         f"its interval excludes zero). {confirm_mod.SCOPE}", confirmed))
     lines = [r for t in report.tasks if (r := _rank_agreement(report, t))]
     ptb = report.groups
     ptb_rows = []

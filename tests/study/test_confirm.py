@@ -137,6 +137,7 @@ def test_confirm_end_to_end_survives_sigkill_and_counts_right(
     assert retry.user_attrs["confirm_seed"] == victim.user_attrs["confirm_seed"]
     assert retry.user_attrs.get("resumed_from_step", 0) >= 10
     assert "confirm " in res.stdout and "(2/2 seeds" in res.stdout
+    assert confirm.SCOPE in res.stdout  # what the intervals do not cover
 
     # Confirmations do not count toward --n-trials: one more search trial runs.
     res = run([*args, "--n-trials", "2"], tmp_path, timeout=300)
@@ -155,6 +156,7 @@ def test_confirm_end_to_end_survives_sigkill_and_counts_right(
     row = next(line for line in text.splitlines() if line.startswith("| xml | tanh | "))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[4] == "2/2" and cells[6].startswith("[") and cells[7] == "best"
+    assert confirm.SCOPE in text
 
 
 @pytest.mark.parametrize(
