@@ -17,22 +17,24 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from rnnopt._cli import run_cli  # noqa: E402
 from rnnopt.train import TrainConfig, train  # noqa: E402
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cells", default="gru,lstm,lstm-f,tanh")
     p.add_argument("--digits", default="4,8", help="max_digits values, comma-separated")
     p.add_argument("--layouts", default="column,stream")
     p.add_argument("--steps", type=int, default=7000)
     p.add_argument("--seed", type=int, default=1)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
@@ -58,4 +60,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_cli(main))

@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from rnnopt import paper  # noqa: E402
 from rnnopt import stats as rnnopt_stats  # noqa: E402
+from rnnopt._cli import run_cli  # noqa: E402
 from rnnopt.report.load import Group, load_groups  # noqa: E402
 from rnnopt.storage import mask_url  # noqa: E402
 
@@ -193,4 +194,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_cli(main))

@@ -22,6 +22,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
@@ -29,6 +30,7 @@ import optuna
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from rnnopt._cli import run_cli  # noqa: E402
 from rnnopt.hpo import space as space_mod  # noqa: E402
 from rnnopt.hpo.objective import make_objective  # noqa: E402
 from rnnopt.hpo.samplers import make_pruner, make_sampler  # noqa: E402
@@ -146,7 +148,7 @@ def compare_one_seed(
     return paper, tpe, steps_to_reach(tpe, target)
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tasks", default="xml,arith")
     p.add_argument("--seeds", type=int, default=3)
@@ -170,7 +172,7 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     p.add_argument("--png", default="hpo_curves.png", help="file name of the curves")
     p.add_argument("--out", default=str(REPO / "benchmarks"))
-    args = p.parse_args()
+    args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     import torch
@@ -260,4 +262,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

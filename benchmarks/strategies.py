@@ -44,6 +44,7 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from rnnopt import tasks as task_registry  # noqa: E402
+from rnnopt._cli import run_cli  # noqa: E402
 from rnnopt.hpo import space as space_mod  # noqa: E402
 from rnnopt.hpo.objective import make_objective  # noqa: E402
 from rnnopt.hpo.samplers import make_pruner, make_sampler  # noqa: E402
@@ -168,7 +170,7 @@ def one_seed(args: tuple[Any, ...]) -> dict[str, Run]:
     }
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", default="xml")
     p.add_argument("--cells", default=",".join(space_mod.PAPER_CELLS))
@@ -181,9 +183,12 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     p.add_argument("--out", help="also write every curve and cell's best as JSON here")
     p.add_argument("--replay", help="print the table of an earlier run's --out file; train nothing")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.replay:
-        record = json.loads(Path(args.replay).read_text())
+        try:
+            record = json.loads(Path(args.replay).read_text())
+        except (OSError, ValueError) as exc:
+            p.error(f"--replay {args.replay}: {exc}")
         report(argparse.Namespace(**record["args"]), record["seeds"], record["wall_s"])
         return
     strategies = [s for s in args.strategies.split(",") if s]
@@ -254,4 +259,4 @@ def report(args: argparse.Namespace, results: list[dict[str, Run]], wall: float)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))
