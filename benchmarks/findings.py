@@ -139,12 +139,10 @@ def render(task: str, runs: list[Run]) -> str:
             ]
         out.append("| " + " | ".join(row) + " |")
     out.append("")
+    confirm_means = [{c: statistics.fmean(v) for c, v in r.confirm.items() if v} for r in runs]
     for name, reference in references(task):
         rhos_best = [spearman(r.best, reference) for r in runs]
-        rhos_conf = [
-            spearman({c: statistics.fmean(v) for c, v in r.confirm.items() if v}, reference)
-            for r in runs
-        ]
+        rhos_conf = [spearman(means, reference) for means in confirm_means]
         for label, rhos in (("best-of", rhos_best), ("confirmation mean", rhos_conf)):
             values = [x[0] for x in rhos if x is not None]
             per_run = ", ".join(fmt(x[0], 2) if x else "–" for x in rhos)
