@@ -2,7 +2,10 @@
 (``scipy.stats.bootstrap``) over trials, deterministic so that a report reads the same twice.
 
 A difference is ``better``/``worse`` only when its 95% interval excludes zero; otherwise it is
-``within noise`` (``too few trials`` when a side has fewer than two values to resample).
+``within noise``. It is ``too few trials`` when a side has fewer than two values to resample, or
+when the two sides are so small that one beating the other in every value happens by chance at
+least one time in 20 (two trials against three: one in ten): a percentile bootstrap then excludes
+zero on luck alone (the default study's 2-3 search trials per cell).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ __all__ = [
     "best_statistic",
     "difference_interval",
     "effect",
+    "enough_trials",
     "mean_difference_interval",
     "mean_interval",
     "rank_correlation_interval",
@@ -25,6 +29,9 @@ __all__ = [
 
 LEVEL = 0.95
 RESAMPLES = 2000
+# Two samples of sizes n_a, n_b from one distribution fall wholly apart (every value of one above
+# every value of the other) with chance 2 / C(n_a + n_b, n_a); one direction: 1 / C(...).
+_MIN_ARRANGEMENTS = round(1 / (1 - LEVEL))  # 20
 _SEED = 0
 
 Statistic = Callable[[np.ndarray], float]
@@ -55,16 +62,25 @@ def difference_interval(
     a: Sequence[float], b: Sequence[float], statistic: Statistic
 ) -> tuple[float, float] | None:
     """95% interval of ``statistic(b) - statistic(a)``, trials resampled within each side;
-    None when either side has fewer than two values."""
-    if len(a) < 2 or len(b) < 2:
+    None when either side has fewer than two values, or when even a complete separation of the
+    two would be chance one time in 20 or more (``enough_trials``)."""
+    if not enough_trials(len(a), len(b)):
         return None
     ci = _bootstrap((a, b), lambda x, y: float(statistic(y) - statistic(x)))
     return float(ci.low), float(ci.high)
 
 
+def enough_trials(n_a: int, n_b: int) -> bool:
+    """Whether samples of these sizes can show a difference at ``LEVEL``: two values or more on
+    each side, and one side above the other in every value is rarer than one time in 20 by
+    chance (3 against 4 trials is enough, 3 against 3 or 2 against 3 is not)."""
+    return n_a >= 2 and n_b >= 2 and math.comb(n_a + n_b, n_a) > _MIN_ARRANGEMENTS
+
+
 def effect(a: Sequence[float], b: Sequence[float], direction: str) -> tuple[str, str]:
     """(verdict, interval text) for b's best against a's: ``better``/``worse`` when the interval
-    of the difference excludes zero, else ``within noise``; ``too few trials`` under two each."""
+    of the difference excludes zero, else ``within noise``; ``too few trials`` where
+    ``enough_trials`` says no interval can be trusted."""
     interval = difference_interval(a, b, best_statistic(direction))
     if interval is None:
         return "too few trials", ""

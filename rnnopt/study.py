@@ -145,6 +145,7 @@ def summary_table(plan: Plan) -> str:
                 confirmed.setdefault(sd.task, {})[cell] = conf
     direction = {sd.task: sd.direction for sd in plan.studies}
     verdicts = {t: confirm_mod.compare_cells(c, direction[t]) for t, c in confirmed.items()}
+    against = {t: confirm_mod.against_reference(c, direction[t]) for t, c in confirmed.items()}
     metrics = {
         sd.task: f"{sd.metric} ({'max' if sd.direction == 'maximize' else 'min'})"
         for sd in plan.studies
@@ -165,7 +166,9 @@ def summary_table(plan: Plan) -> str:
             )
             conf = confirmed.get(t, {}).get(cell)
             if conf is not None:
-                text += "  " + confirm_mod.describe(conf, verdicts[t].get(cell))
+                text += "  " + confirm_mod.describe(
+                    conf, verdicts[t].get(cell), against[t].get(cell)
+                )
             row.append(text)
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]

@@ -26,12 +26,16 @@ from rnnopt import stats
 __all__ = [
     "CONFIRM_ATTR",
     "CONFIRM_SEED_OFFSET",
+    "REFERENCE_CELL",
     "SEED_ATTR",
     "Confirmation",
+    "Difference",
+    "against_reference",
     "best_search_trials",
     "compare_cells",
     "confirmation_of",
     "describe",
+    "difference",
     "is_confirmation",
     "replaced_trials",
     "report_rows",
@@ -43,6 +47,8 @@ SEED_ATTR = "confirm_seed"
 # Search trials train with seed + trial number; confirmation seeds start far above those.
 CONFIRM_SEED_OFFSET = 1_000_000
 # What a confirmation interval does not cover (measured: benchmarks/RESULTS.md, "Findings").
+# The paper states its findings against the LSTM; confirmed cells are also held to it.
+REFERENCE_CELL = "lstm"
 SCOPE = (
     "The intervals cover the seeds' noise around this run's best setting per cell, not the "
     "search's own luck: a run with another --seed can find other settings. Read several runs "
@@ -154,6 +160,31 @@ def confirmation_of(best: Any, trials: Sequence[Any]) -> Confirmation | None:
     return Confirmation(float(best.value), values, len(mine), mean, low, high)
 
 
+@dataclass(frozen=True)
+class Difference:
+    """One cell's confirmation mean against another's, signed so that positive is better."""
+
+    value: float  # mean difference; positive: the cell is better than the one it is held to
+    low: float  # 95% Welch interval (rnnopt.stats.mean_difference_interval), same sign
+    high: float
+    verdict: str  # "better" / "worse" when the interval excludes zero, else "within noise"
+
+    def __str__(self) -> str:
+        return f"{self.value:+.4g} [{self.low:+.4g}, {self.high:+.4g}] {self.verdict}"
+
+
+def difference(ref: Confirmation, conf: Confirmation, direction: str) -> Difference | None:
+    """``conf`` against ``ref`` (None when either has under two values)."""
+    interval = stats.mean_difference_interval(ref.values, conf.values)
+    if interval is None:
+        return None
+    sign = 1.0 if direction == "maximize" else -1.0
+    low, high = sorted((sign * interval[0], sign * interval[1]))
+    value = sign * (conf.mean - ref.mean)
+    verdict = "better" if low > 0 else ("worse" if high < 0 else "within noise")
+    return Difference(value, low, high, verdict)
+
+
 def compare_cells(
     confirmed: Mapping[str, Confirmation], direction: str
 ) -> dict[str, str]:
@@ -170,22 +201,40 @@ def compare_cells(
         if cell == top:
             out[cell] = "best"
             continue
-        interval = stats.mean_difference_interval(usable[top].values, conf.values)
-        if interval is None:
-            out[cell] = "too few seeds"
-            continue
-        out[cell] = "worse" if interval[0] > 0 or interval[1] < 0 else "within noise"
+        d = difference(usable[top], conf, direction)
+        out[cell] = "too few seeds" if d is None else d.verdict
     return out
 
 
-def describe(conf: Confirmation, verdict: str | None = None) -> str:
-    """``confirm 0.4512 [0.4401, 0.4623] (3/3 seeds; within noise)``: mean, 95% interval."""
+def against_reference(
+    confirmed: Mapping[str, Confirmation], direction: str
+) -> dict[str, Difference | None]:
+    """Per cell but the reference (the LSTM, as in the paper's claims), its confirmation mean
+    against the reference's; empty when the reference has no confirmation values."""
+    ref = confirmed.get(REFERENCE_CELL)
+    if ref is None or not ref.values:
+        return {}
+    return {
+        cell: difference(ref, conf, direction)
+        for cell, conf in confirmed.items()
+        if cell != REFERENCE_CELL and conf.values
+    }
+
+
+def describe(
+    conf: Confirmation, verdict: str | None = None, against: Difference | None = None
+) -> str:
+    """``confirm 0.4512 [0.4401, 0.4623] (3/3 seeds; within noise; vs lstm +0.09 [+0.05, +0.13]
+    better)``: mean, 95% interval, the verdict against the best cell and the difference from
+    the reference cell."""
     if not conf.values:
         return f"confirm - (0/{conf.n_runs} seeds finished with a value)"
     interval = (
         f" [{conf.low:.4f}, {conf.high:.4f}]" if math.isfinite(conf.low) else " [one seed]"
     )
     tail = f"; {verdict}" if verdict else ""
+    if against is not None:
+        tail += f"; vs {REFERENCE_CELL} {against}"
     return f"confirm {conf.mean:.4f}{interval} ({len(conf.values)}/{conf.n_runs} seeds{tail})"
 
 
@@ -193,12 +242,13 @@ def report_rows(
     groups: Mapping[tuple[str, str], Any], tasks: Sequence[str], cells: Sequence[str]
 ) -> tuple[list[str], list[list[str]]]:
     """The report's confirmation table: per task and cell the search's best-of value, the
-    confirmation mean with its 95% interval, and the verdict against the best confirmed cell.
+    confirmation mean with its 95% interval, the verdict against the best confirmed cell and,
+    where the LSTM is confirmed, the difference from it (positive: better than the LSTM).
     ``groups`` are report.Group objects (``best``, ``confirmations``, ``direction``)."""
     from rnnopt import paper
 
     header = ["task", "cell", "best of search", "paper", "seeds", "mean", "95% interval",
-              "against the best cell"]  # fmt: skip
+              "against the best cell", f"against {REFERENCE_CELL} (+: better) [95%]"]
     rows = []
     for task in tasks:
         confirmed = {}
@@ -212,13 +262,18 @@ def report_rows(
                 confirmed[cell] = conf
                 direction = g.direction
         verdicts = compare_cells(confirmed, direction)
+        against = against_reference(confirmed, direction)
         for cell, conf in confirmed.items():
             theirs = paper.paper_value(cell, task)
+            d = against.get(cell)
             rows.append([
                 task, cell, f"{conf.best_value:.4g}", "–" if theirs is None else f"{theirs:g}",
                 f"{len(conf.values)}/{conf.n_runs}",
                 f"{conf.mean:.4g}" if conf.values else "–",
                 f"[{conf.low:.4g}, {conf.high:.4g}]" if math.isfinite(conf.low) else "–",
                 verdicts.get(cell, "no value"),
+                "–" if d is None else str(d),
             ])  # fmt: skip
+    if not any(r[-1] != "–" for r in rows):
+        header, rows = header[:-1], [r[:-1] for r in rows]
     return header, rows

@@ -81,9 +81,13 @@ def _sections(report: Report, plots: dict[str, list[Path]], out: Path) -> list[t
                      + (" (paper in brackets)" if with_paper else ""), table1_rows(report)))
     confirmed = confirm_mod.report_rows(report.groups, report.tasks, report.cells)
     if confirmed[1]:
+        against = (f"; the last column holds each cell against the {confirm_mod.REFERENCE_CELL},"
+                   " as the paper states its findings, + meaning better"
+                   if confirmed[0][-1].startswith("against " + confirm_mod.REFERENCE_CELL) else "")
         sections.append(("Confirmation: each cell's best setting retrained with new seeds (mean "
-                         "and 95% interval; a difference from the best cell is real only when "
-                         f"its interval excludes zero). {confirm_mod.SCOPE}", confirmed))
+                         "and 95% interval; a difference is real only when the 95% Welch "
+                         f"interval of the difference of means excludes zero{against}). "
+                         f"{confirm_mod.SCOPE}", confirmed))
     lines = [r for t in report.tasks if (r := _rank_agreement(report, t))]
     ptb = report.groups
     ptb_rows = []
@@ -112,7 +116,9 @@ def _sections(report: Report, plots: dict[str, list[Path]], out: Path) -> list[t
         cols = ["task", "cell", "factor", "level_a", "best_a", "level_b", "best_b", "delta",
                 "interval", "effect"]
         sections.append(("Ablations (b against a: better or worse only when the 95% bootstrap "
-                         "interval of the difference of best values excludes zero)",
+                         "interval of the difference of best values excludes zero; too few "
+                         "trials where even a complete separation would be chance one time "
+                         "in 20 or more: read the confirmation table instead)",
                          (cols, [[fmt(r[c]) for c in cols] for r in report.ablation])))
     sections.append(("Warnings", {"lines": report.warnings or ["none"]}))
     if report.notes:
@@ -202,6 +208,10 @@ def write_report(
         files.append(_write_csv(out / "ablation.csv", report.ablation,
                                 ["task", "cell", "factor", "level_a", "best_a", "level_b",
                                  "best_b", "delta", "interval", "effect"]))
+        header, rows = confirm_mod.report_rows(report.groups, report.tasks, report.cells)
+        if rows:
+            files.append(_write_csv(out / "confirmation.csv",
+                                    [dict(zip(header, r, strict=True)) for r in rows], header))
         files.append(_write_csv(out / "warnings.csv", [{"warning": w} for w in report.warnings],
                                 ["warning"]))
         return files

@@ -71,6 +71,20 @@ def test_interval_and_verdicts_by_hand() -> None:
     assert confirm.compare_cells({"a": best, "c": far}, "minimize") == {
         "a": "worse", "c": "best"
     }
+    # Against the LSTM (the paper's reference): far is 0.2 below best, t(0.975, 4 dof) = 2.776445
+    # times a standard error of sqrt(2 * 0.0001 / 3) on either side.
+    d = confirm.difference(best, far, "maximize")
+    half = 2.776445 * math.sqrt(2 * 0.0001 / 3)
+    assert (d.value, d.low, d.high) == pytest.approx((-0.2, -0.2 - half, -0.2 + half), abs=1e-6)
+    assert d.verdict == "worse" and confirm.difference(best, far, "minimize").verdict == "better"
+    assert confirm.difference(best, one, "maximize") is None
+    against = confirm.against_reference({"lstm": best, "gru": close, "mut1": far}, "maximize")
+    assert {c: x.verdict for c, x in against.items()} == {"gru": "within noise", "mut1": "worse"}
+    assert confirm.against_reference({"gru": close}, "maximize") == {}
+    assert confirm.describe(far, "worse", d) == (
+        f"confirm 0.3000 [0.2800, 0.3200] (3/3 seeds; worse; vs lstm -0.2 "
+        f"[{-0.2 - half:+.4g}, {-0.2 + half:+.4g}] worse)"
+    )
 
 
 def _wait_for(predicate, timeout: float = 180, every: float = 0.2):  # type: ignore[no-untyped-def]
