@@ -9,6 +9,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
+from rnnopt.hpo import confirm
 from rnnopt.storage import normalize_url
 
 SPACE = {
@@ -101,3 +102,27 @@ def fill(url: str) -> None:
         for i, v in enumerate(values):
             s.add_trial(_trial(v, {"cell": cell, "input_gate": i % 2 == 0, "lr": 1.0},
                                cell=cell, dists=dists))
+
+
+# Confirmed PTB studies (lower is better): search trials per cell, then confirmation seeds of the
+# best one (user attributes as rnnopt.hpo.confirm writes them).
+CONFIRMED_SEARCH = {
+    "lstm": [150.0, 141.0, 160.0], "gru": [133.0, 135.0], "lstm-f": [181.0, 190.0, 185.0]
+}
+CONFIRMED_SEEDS = {"lstm": [140.0, 142.0, 138.0], "gru": [130.0, 131.0, 132.0],
+                   "lstm-f": [180.0, 184.0]}
+
+
+def fill_confirmed(url: str) -> None:
+    """Write the confirmed studies above into ``url``."""
+    url = normalize_url(url)
+    for cell, values in CONFIRMED_SEARCH.items():
+        s = _study(url, f"ptb/{cell}", "ptb", cell, "minimize")
+        for i, v in enumerate(values):
+            s.add_trial(_trial(v, {"lr": 0.1 * (i + 1)}))
+        best = min(range(len(values)), key=values.__getitem__)
+        for i, v in enumerate(CONFIRMED_SEEDS[cell]):
+            t = _trial(v, {"lr": 0.1 * (best + 1)})
+            t.set_user_attr(confirm.CONFIRM_ATTR, best)
+            t.set_user_attr(confirm.SEED_ATTR, confirm.CONFIRM_SEED_OFFSET + i)
+            s.add_trial(t)

@@ -7,38 +7,12 @@ import csv
 import math
 from pathlib import Path
 
-import optuna
 import pytest
-from report_known_db import _study, _trial
+from report_known_db import CONFIRMED_SEEDS
 from scipy import stats as sps
 
 from rnnopt import report
 from rnnopt.hpo import confirm
-
-# PTB (lower is better): three search trials per cell, then three confirmation seeds of the best.
-SEARCH = {"lstm": [150.0, 141.0, 160.0], "gru": [133.0, 135.0], "lstm-f": [181.0, 190.0, 185.0]}
-CONFIRM = {"lstm": [140.0, 142.0, 138.0], "gru": [130.0, 131.0, 132.0], "lstm-f": [180.0, 184.0]}
-
-
-def _fill(url: str) -> None:
-    for cell, values in SEARCH.items():
-        s = _study(url, f"ptb/{cell}", "ptb", cell, "minimize")
-        for i, v in enumerate(values):
-            s.add_trial(_trial(v, {"lr": 0.1 * (i + 1)}))
-        best = min(range(len(values)), key=values.__getitem__)
-        for i, v in enumerate(CONFIRM[cell]):
-            t = _trial(v, {"lr": 0.1 * (best + 1)})
-            t.set_user_attr(confirm.CONFIRM_ATTR, best)
-            t.set_user_attr(confirm.SEED_ATTR, confirm.CONFIRM_SEED_OFFSET + i)
-            s.add_trial(t)
-
-
-@pytest.fixture(scope="module")
-def confirmed_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = f"sqlite:///{tmp_path_factory.mktemp('confirmed') / 'c.db'}"
-    _fill(url)
-    return url
 
 
 def _welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
@@ -50,17 +24,19 @@ def _welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
     return d, d - half, d + half
 
 
-def test_each_confirmed_cell_is_held_against_the_lstm(confirmed_url: str, tmp_path: Path) -> None:
-    rep = report.build_report(confirmed_url, min_trials=2)
+def test_each_confirmed_cell_is_held_against_the_lstm(
+    confirmed_sqlite: str, tmp_path: Path
+) -> None:
+    rep = report.build_report(confirmed_sqlite, min_trials=2)
     header, rows = confirm.report_rows(rep.groups, rep.tasks, rep.cells)
     assert header[-1] == "against lstm (+: better) [95%]"
     by_cell = {r[1]: r for r in rows}
     assert by_cell["lstm"][-1] == "–"  # the reference itself
     # Perplexity: the sign turns so that + is better. GRU 131 against LSTM 140: +9.
-    d, low, high = _welch(CONFIRM["lstm"], CONFIRM["gru"])
+    d, low, high = _welch(CONFIRMED_SEEDS["lstm"], CONFIRMED_SEEDS["gru"])
     assert by_cell["gru"][-1] == f"{-d:+.4g} [{-high:+.4g}, {-low:+.4g}] better"
     assert -high > 0  # the interval excludes zero, so "better" is earned
-    d, low, high = _welch(CONFIRM["lstm"], CONFIRM["lstm-f"])
+    d, low, high = _welch(CONFIRMED_SEEDS["lstm"], CONFIRMED_SEEDS["lstm-f"])
     assert by_cell["lstm-f"][-1] == f"{-d:+.4g} [{-high:+.4g}, {-low:+.4g}] worse"
     assert -d == pytest.approx(-42.0) and -low < 0
     assert by_cell["gru"][7] == "best" and by_cell["lstm-f"][7] == "worse"
@@ -78,8 +54,8 @@ def test_each_confirmed_cell_is_held_against_the_lstm(confirmed_url: str, tmp_pa
     assert "| ptb | gru | " in text and by_cell["gru"][-1] in text
 
 
-def test_ablation_does_not_call_three_trials_against_three(confirmed_url: str) -> None:
-    rep = report.build_report(confirmed_url, min_trials=2)
+def test_ablation_does_not_call_three_trials_against_three(confirmed_sqlite: str) -> None:
+    rep = report.build_report(confirmed_sqlite, min_trials=2)
     # LSTM-f's three search trials (181-190) all lie above the LSTM's three (141-160): chance one
     # time in C(6, 3) = 20, so a bootstrap interval excluding zero would be luck, not evidence.
     row = next(r for r in rep.ablation if (r["cell"], r["factor"]) == ("lstm-f", "cell vs lstm"))
