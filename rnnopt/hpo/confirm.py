@@ -24,6 +24,7 @@ from typing import Any
 from rnnopt import stats
 
 __all__ = [
+    "AGAINST_HEADER",
     "CONFIRM_ATTR",
     "CONFIRM_SEED_OFFSET",
     "REFERENCE_CELL",
@@ -46,9 +47,10 @@ CONFIRM_ATTR = "confirm_of"
 SEED_ATTR = "confirm_seed"
 # Search trials train with seed + trial number; confirmation seeds start far above those.
 CONFIRM_SEED_OFFSET = 1_000_000
-# What a confirmation interval does not cover (measured: benchmarks/RESULTS.md, "Findings").
 # The paper states its findings against the LSTM; confirmed cells are also held to it.
 REFERENCE_CELL = "lstm"
+AGAINST_HEADER = f"against {REFERENCE_CELL} (+: better) [95%]"
+# What a confirmation interval does not cover (measured: benchmarks/RESULTS.md, "Findings").
 SCOPE = (
     "The intervals cover the seeds' noise around this run's best setting per cell, not the "
     "search's own luck: a run with another --seed can find other settings. Read several runs "
@@ -248,7 +250,7 @@ def report_rows(
     from rnnopt import paper
 
     header = ["task", "cell", "best of search", "paper", "seeds", "mean", "95% interval",
-              "against the best cell", f"against {REFERENCE_CELL} (+: better) [95%]"]
+              "against the best cell", AGAINST_HEADER]
     rows = []
     for task in tasks:
         confirmed = {}

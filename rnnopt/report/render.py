@@ -83,7 +83,7 @@ def _sections(report: Report, plots: dict[str, list[Path]], out: Path) -> list[t
     if confirmed[1]:
         against = (f"; the last column holds each cell against the {confirm_mod.REFERENCE_CELL},"
                    " as the paper states its findings, + meaning better"
-                   if confirmed[0][-1].startswith("against " + confirm_mod.REFERENCE_CELL) else "")
+                   if confirm_mod.AGAINST_HEADER in confirmed[0] else "")
         sections.append(("Confirmation: each cell's best setting retrained with new seeds (mean "
                          "and 95% interval; a difference is real only when the 95% Welch "
                          f"interval of the difference of means excludes zero{against}). "

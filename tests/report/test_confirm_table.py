@@ -46,7 +46,7 @@ def test_each_confirmed_cell_is_held_against_the_lstm(
     with (tmp_path / "csv" / "confirmation.csv").open() as fh:
         table = list(csv.DictReader(fh))
     assert [r["cell"] for r in table] == ["lstm", "lstm-f", "gru"]
-    assert table[2]["against lstm (+: better) [95%]"] == by_cell["gru"][-1]
+    assert table[2][confirm.AGAINST_HEADER] == by_cell["gru"][-1]
 
     # The markdown report shows it too.
     report.write_report(rep, tmp_path / "md", fmt="md", plots=False)
