@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"{' | '.join(SAMPLERS)} (default {DEFAULT_SAMPLER}; "
         "paper: random search over the paper's grids)",
     )
+    p.add_argument(
+        "--paired-startup",
+        action="store_true",
+        help="every cell's k-th random start-up trial trains the same setting (as [sampler] "
+        "paired_startup = true)",
+    )
     p.add_argument("--pruner", help=f"{' | '.join(PRUNERS)} (default {DEFAULT_PRUNER})")
     from rnnopt.storage import add_storage_arguments
 

@@ -3,16 +3,15 @@ task and the setting number only, so the same for every genome) and the training
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-import random
 
 import optuna
 
 from rnnopt.errors import ConfigError
 from rnnopt.evolve.config import SearchConfig
 from rnnopt.evolve.genome import Genome
+from rnnopt.hpo.paired import setting_rng
 
 __all__ = ["enqueue", "evaluate"]
 
@@ -21,10 +20,6 @@ logger = logging.getLogger(__name__)
 # The value of an evaluation that failed: the worst of an accuracy (maximize) and of a
 # minimized metric.
 _WORST = {False: 0.0, True: math.inf}
-
-
-def _setting_rng(*parts: object) -> random.Random:
-    return random.Random(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest())
 
 
 def enqueue(
@@ -38,7 +33,7 @@ def enqueue(
     setting: int,
 ) -> None:
     """Queue the evaluation of ``genome`` on ``task``'s setting number ``setting``."""
-    rng = _setting_rng(cfg.run, cfg.seed, task, setting)
+    rng = setting_rng(cfg.run, cfg.seed, task, setting)
     params = {name: rng.choice(values) for name, values in cfg.grid().items()}
     params["layers"] = rng.choice(cfg.layers)
     evals.enqueue_trial(

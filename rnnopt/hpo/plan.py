@@ -17,7 +17,14 @@ from rnnopt._cli import cpus
 from rnnopt.errors import ConfigError
 from rnnopt.hpo import space as space_mod
 from rnnopt.hpo.objective import train_settings
-from rnnopt.hpo.samplers import PRUNERS, SAMPLERS, check_options, make_pruner, make_sampler
+from rnnopt.hpo.samplers import (
+    PRUNERS,
+    SAMPLER_OPTIONS,
+    SAMPLERS,
+    check_options,
+    make_pruner,
+    make_sampler,
+)
 from rnnopt.hpo.studyfile import load_study_file
 
 __all__ = ["Plan", "StudyDef", "make_plan"]
@@ -171,6 +178,14 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
     confirm = _check_int("--confirm", _pick(args.confirm, fs.get("confirm"), 0), 0)
     sampler_options = check_options("sampler", sampler, sf.sampler, sf.path)
     pruner_options = check_options("pruner", pruner, sf.pruner, sf.path)
+    if args.paired_startup:
+        if "paired_startup" not in SAMPLER_OPTIONS[sampler]:
+            allowed = ", ".join(s for s in SAMPLERS if "paired_startup" in SAMPLER_OPTIONS[s])
+            raise ConfigError(
+                f"--paired-startup needs a sampler that draws at random first; sampler "
+                f"{sampler!r} does not; allowed: {allowed}"
+            )
+        sampler_options["paired_startup"] = True
     from rnnopt.train._loop import resolve_device
 
     resolve_device(args.device)  # cuda/cuda:N must exist here

@@ -19,7 +19,7 @@ from rnnopt.errors import StorageError
 from rnnopt.hpo import confirm as confirm_mod
 from rnnopt.hpo import space as space_mod
 from rnnopt.hpo.plan import MAX_SEED, Plan, StudyDef
-from rnnopt.hpo.samplers import make_pruner, make_sampler
+from rnnopt.hpo.samplers import make_pruner, make_sampler, paired_trials
 
 __all__ = ["prepare_studies", "run_worker", "run_workers"]
 
@@ -31,6 +31,7 @@ logger = logging.getLogger("rnnopt.study")
 
 def _attrs(plan: Plan, sd: StudyDef) -> dict[str, Any]:
     import rnnopt
+    from rnnopt.hpo import paired
 
     return {
         "rnnopt.task": sd.task,
@@ -49,6 +50,11 @@ def _attrs(plan: Plan, sd: StudyDef) -> dict[str, Any]:
             )
         ),
         **({userdata.DATA_ATTR: json.loads(sd.data)} if sd.data else {}),
+        **(
+            {paired.ATTR: {"seed": plan.seed, "trials": n_paired}}
+            if (n_paired := paired_trials(plan.sampler, plan.n_trials, plan.sampler_options))
+            else {}
+        ),
     }
 
 
@@ -57,6 +63,7 @@ def prepare_studies(plan: Plan) -> None:
     import optuna
 
     from rnnopt import storage as st
+    from rnnopt.hpo import paired
 
     storage = st.open_storage(plan.url, heartbeat_interval=plan.heartbeat)
     summaries = {
@@ -126,6 +133,8 @@ def prepare_studies(plan: Plan) -> None:
         for key, value in _attrs(plan, sd).items():
             if key in ("rnnopt.command",) and key in current:
                 continue
+            if key == paired.ATTR and key in current:
+                value = {**value, "seed": json_value(current[key])["seed"]}  # the first wins
             if current.get(key) != value:
                 study.set_user_attr(key, value)
                 changed = True
@@ -195,6 +204,7 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
     from optuna.trial import TrialState
 
     from rnnopt import storage as st
+    from rnnopt.hpo import paired
     from rnnopt.hpo.objective import make_objective
     from rnnopt.storage import compat
 
@@ -212,12 +222,14 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
 
     def study_of(sd: StudyDef) -> Any:
         if sd.name not in loaded:
+            attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(sd.name))
+            pairing = json_value(attrs.get(paired.ATTR)) or {}
             loaded[sd.name] = optuna.load_study(
                 study_name=sd.name,
                 storage=storage,
                 sampler=make_sampler(
                     plan.sampler, sampler_seed, n_trials=plan.n_trials,
-                    options=plan.sampler_options,
+                    options=plan.sampler_options, pairing_seed=pairing.get("seed", plan.seed),
                 ),
                 pruner=make_pruner(
                     plan.pruner, max_steps=plan.max_steps, eval_interval=plan.eval_interval,

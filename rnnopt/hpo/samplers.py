@@ -4,7 +4,8 @@ tables may set, and start-up trials sized to the study.
 Optuna's TPE and GP samplers draw their first ``n_startup_trials`` (10 by default) at random
 before they model anything. A default study has 3 trials per cell, so with Optuna's default
 every "tpe" study would be random search; here the start-up is sized to the study
-(:func:`startup_trials`) unless the study file sets it.
+(:func:`startup_trials`) unless the study file sets it. ``paired_startup = true`` draws the
+start-up trials as settings shared by every cell's study (:mod:`rnnopt.hpo.paired`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "check_options",
     "make_pruner",
     "make_sampler",
+    "paired_trials",
     "startup_text",
     "startup_trials",
 ]
@@ -33,12 +35,13 @@ PRUNERS = ("hyperband", "successive-halving", "median", "percentile", "none")
 # The constructor keyword arguments a study file may set, and their types.
 SAMPLER_OPTIONS: dict[str, dict[str, type]] = {
     "tpe": {
-        "n_startup_trials": int, "n_ei_candidates": int, "multivariate": bool, "group": bool,
-        "constant_liar": bool, "consider_endpoints": bool, "prior_weight": float,
+        "paired_startup": bool, "n_startup_trials": int, "n_ei_candidates": int,
+        "multivariate": bool, "group": bool, "constant_liar": bool, "consider_endpoints": bool,
+        "prior_weight": float,
     },
-    "random": {},
-    "paper": {},
-    "gp": {"n_startup_trials": int, "deterministic_objective": bool},
+    "random": {"paired_startup": bool},
+    "paper": {"paired_startup": bool},
+    "gp": {"paired_startup": bool, "n_startup_trials": int, "deterministic_objective": bool},
     "cmaes": {
         "n_startup_trials": int, "sigma0": float, "popsize": int, "with_margin": bool,
         "consider_pruned_trials": bool,
@@ -68,6 +71,17 @@ def startup_trials(n_trials: int) -> int:
     """Random start-up trials of a study of ``n_trials``: a third of them, 2 to 10 (a model
     of a single trial would only search around it)."""
     return max(2, min(MAX_STARTUP, n_trials // 3))
+
+
+def paired_trials(name: str, n_trials: int, options: Mapping[str, Any] | None = None) -> int:
+    """How many of a study's first trials are paired across cells: 0 unless the options set
+    ``paired_startup``; then the random start-up (every trial of ``random`` and ``paper``)."""
+    opts = dict(options or {})
+    if not opts.get("paired_startup"):
+        return 0
+    if name in ("random", "paper"):
+        return n_trials
+    return min(n_trials, opts.get("n_startup_trials", startup_trials(n_trials)))
 
 
 def check_options(
@@ -107,14 +121,33 @@ def check_options(
 
 
 def make_sampler(
-    name: str, seed: int | None, *, n_trials: int = 10, options: Mapping[str, Any] | None = None
+    name: str,
+    seed: int | None,
+    *,
+    n_trials: int = 10,
+    options: Mapping[str, Any] | None = None,
+    pairing_seed: int = 0,
 ) -> Any:
-    """The Optuna sampler ``name``; ``n_trials`` (per study) sizes the random start-up."""
-    import optuna
-
+    """The Optuna sampler ``name``; ``n_trials`` (per study) sizes the random start-up, and
+    ``pairing_seed`` draws the paired start-up settings where the options ask for them."""
     if name not in SAMPLERS:
         raise ConfigError(f"unknown sampler {name!r}; allowed: {', '.join(SAMPLERS)}")
+    n_paired = paired_trials(name, n_trials, options)
+    sampler = _base_sampler(name, seed, n_trials, options)
+    if not n_paired:
+        return sampler
+    from rnnopt.hpo.paired import PairedStartup
+
+    return PairedStartup(sampler, pairing_seed, n_paired)
+
+
+def _base_sampler(
+    name: str, seed: int | None, n_trials: int, options: Mapping[str, Any] | None
+) -> Any:
+    import optuna
+
     opts = dict(options or {})
+    opts.pop("paired_startup", None)
     if "n_startup_trials" in SAMPLER_OPTIONS[name] and name != "cmaes":
         opts.setdefault("n_startup_trials", startup_trials(n_trials))
     with warnings.catch_warnings():
@@ -138,16 +171,23 @@ def make_sampler(
 def startup_text(name: str, n_trials: int, options: Mapping[str, Any] | None = None) -> str:
     """How many of a study's trials the sampler draws at random before it models."""
     if name in ("random", "paper", "qmc"):
-        return f"sampler {name}: all {n_trials} trials per study are drawn without a model"
+        text = f"sampler {name}: all {n_trials} trials per study are drawn without a model"
+        if paired_trials(name, n_trials, options):
+            text += "; paired across cells (trial k of every study: one setting)"
+        return text
     if name == "cmaes":
         n = dict(options or {}).get("n_startup_trials", 1)
     else:
         n = dict(options or {}).get("n_startup_trials", startup_trials(n_trials))
     n = min(n, n_trials)
-    return (
+    text = (
         f"sampler {name}: the first {n} of {n_trials} trials per study are random start-up, "
         f"{n_trials - n} modelled (n_startup_trials; set it in [sampler])"
     )
+    paired = paired_trials(name, n_trials, options)
+    if paired:
+        text += f"; start-up settings paired across cells (trial k < {paired}: one setting)"
+    return text
 
 
 def make_pruner(
