@@ -174,6 +174,12 @@ class Difference:
     def __str__(self) -> str:
         return f"{self.value:+.4g} [{self.low:+.4g}, {self.high:+.4g}] {self.verdict}"
 
+    @classmethod
+    def of(cls, value: float, low: float, high: float) -> Difference:
+        """The difference ``value`` with its interval, and the verdict that interval gives."""
+        verdict = "better" if low > 0 else ("worse" if high < 0 else "within noise")
+        return cls(value, low, high, verdict)
+
 
 def difference(ref: Confirmation, conf: Confirmation, direction: str) -> Difference | None:
     """``conf`` against ``ref`` (None when either has under two values)."""
@@ -182,9 +188,7 @@ def difference(ref: Confirmation, conf: Confirmation, direction: str) -> Differe
         return None
     sign = 1.0 if direction == "maximize" else -1.0
     low, high = sorted((sign * interval[0], sign * interval[1]))
-    value = sign * (conf.mean - ref.mean)
-    verdict = "better" if low > 0 else ("worse" if high < 0 else "within noise")
-    return Difference(value, low, high, verdict)
+    return Difference.of(sign * (conf.mean - ref.mean), low, high)
 
 
 def compare_cells(

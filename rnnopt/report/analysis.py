@@ -1,5 +1,6 @@
 """What the report computes from the grouped trials: hyperparameter importance, the
-ablations, the warnings and the order of cells and tasks (``build_report`` -> ``Report``)."""
+ablations, the cells on shared settings, the warnings and the order of cells and tasks
+(``build_report`` -> ``Report``)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,19 @@ from optuna.trial import FrozenTrial, TrialState
 from rnnopt import paper
 from rnnopt import stats as rnnopt_stats
 from rnnopt.errors import ConfigError
+from rnnopt.hpo import confirm as confirm_mod
 from rnnopt.hpo.space import GATE_NAMES
-from rnnopt.report.load import Group, float_attr, load_groups
+from rnnopt.report.load import Group, float_attr, load_groups, shared_settings
 from rnnopt.storage import existing_storage, mask_url
 
-__all__ = ["IMPORTANCE_METHODS", "Report", "build_report", "evaluator", "trial_study"]
+__all__ = [
+    "IMPORTANCE_METHODS",
+    "PAIRED_COLUMNS",
+    "Report",
+    "build_report",
+    "evaluator",
+    "trial_study",
+]
 
 IMPORTANCE_METHODS = ("fanova", "ped-anova", "mdi")
 GATE_PARAMS = GATE_NAMES
@@ -51,6 +60,8 @@ class Report:
     min_trials: int
     # The in-memory studies the importance was computed on (for Optuna's importance plot).
     importance_studies: dict[tuple[str, str], optuna.Study] = field(default_factory=dict)
+    # Each cell against the reference cell on the settings both trained (``_paired``).
+    paired: list[dict[str, Any]] = field(default_factory=list)
 
     def leaderboard(self) -> list[dict[str, Any]]:
         rows = []
@@ -213,6 +224,45 @@ def _ablation(groups: dict[tuple[str, str], Group]) -> list[dict[str, Any]]:
     return rows
 
 
+PAIRED_COLUMNS = ("task", "cell", "pairs", "cell_ahead", "reference_mean", "cell_mean",
+                  "difference", "interval", "effect")  # fmt: skip
+
+
+def _paired(groups: dict[tuple[str, str], Group], cells: Sequence[str]) -> list[dict[str, Any]]:
+    """Each cell against ``confirm.REFERENCE_CELL`` on the settings both trained
+    (``load.shared_settings``): the mean difference over those pairs, signed so that + is
+    better, its 95% Student-t interval over the pairs (differences of one setting, so the
+    setting's luck cancels) and better / worse only when it excludes zero."""
+    rows: list[dict[str, Any]] = []
+    for task in sorted({t for t, _ in groups}):
+        ref = groups.get((task, confirm_mod.REFERENCE_CELL))
+        if ref is None:
+            continue
+        sign = 1.0 if ref.direction == "maximize" else -1.0
+        for cell in cells:
+            g = groups.get((task, cell))
+            if g is None or cell == ref.cell:
+                continue
+            pairs = shared_settings(ref, g)
+            if not pairs:
+                continue
+            diffs = [sign * (b - a) for a, b in pairs]
+            mean, low, high = rnnopt_stats.mean_interval(diffs)
+            if len(pairs) < 2:
+                interval, effect = None, "too few pairs"
+            else:
+                d = confirm_mod.Difference.of(mean, low, high)
+                interval, effect = f"[{d.low:+.4g}, {d.high:+.4g}]", d.verdict
+            rows.append({
+                "task": task, "cell": cell, "pairs": len(pairs),
+                "cell_ahead": f"{sum(d > 0 for d in diffs)}/{len(pairs)}",
+                "reference_mean": sum(a for a, _ in pairs) / len(pairs),
+                "cell_mean": sum(b for _, b in pairs) / len(pairs),
+                "difference": mean, "interval": interval, "effect": effect,
+            })  # fmt: skip
+    return rows
+
+
 def _best(values: Iterable[float], direction: str) -> float:
     return max(values) if direction == "maximize" else min(values)
 
@@ -275,10 +325,11 @@ def build_report(
             "ptb: our value is validation perplexity (lower is better); the paper's PTB column "
             "has an unclear unit (higher is better): compare orderings, not values"
         )
+    cells = _cell_order(c for _, c in groups)
     return Report(
         storage=mask_url(existing_storage(storage_url)), groups=groups, tasks=ordered_tasks,
-        cells=_cell_order(c for _, c in groups), importance=imp, importance_method=importance,
-        importance_studies=imp_studies,
+        cells=cells, importance=imp, importance_method=importance,
+        importance_studies=imp_studies, paired=_paired(groups, cells),
         ablation=_ablation(groups), warnings=_warnings(groups, min_trials), notes=notes,
         min_trials=min_trials,
     )

@@ -16,7 +16,7 @@ from rnnopt.errors import ConfigError, StorageError
 from rnnopt.hpo import confirm as confirm_mod
 from rnnopt.storage import DEFAULT_URL, mask_url, open_existing
 
-__all__ = ["Group", "float_attr", "int_attr", "load_groups"]
+__all__ = ["Group", "float_attr", "int_attr", "load_groups", "shared_settings"]
 
 
 @dataclass
@@ -67,6 +67,24 @@ class Group:
 
     def better(self, a: float, b: float) -> bool:
         return a > b if self.direction == "maximize" else a < b
+
+
+def shared_settings(a: Group, b: Group) -> list[tuple[float, float]]:
+    """(a's value, b's value) on each setting that both trained, in trial-number order: completed
+    search trials of one number (so one training seed, ``--seed`` + number) whose shared
+    parameters are all equal, as ``--paired-startup`` makes the start-up trials
+    (rnnopt/hpo/paired.py) and a worker's seeded sampler often does by accident."""
+    mine: dict[int, list[FrozenTrial]] = {}
+    for t in a.complete:
+        mine.setdefault(t.number, []).append(t)
+    out = []
+    for t in sorted(b.complete, key=lambda t: t.number):
+        for u in mine.get(t.number, []):
+            shared = u.params.keys() & t.params.keys()
+            if shared and all(u.params[k] == t.params[k] for k in shared):
+                out.append((float(u.value), float(t.value)))
+                break
+    return out
 
 
 def int_attr(trial: FrozenTrial, key: str) -> int:

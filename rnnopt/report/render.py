@@ -1,5 +1,6 @@
-"""The report as files: Table 1, the confirmation, ordering, leaderboard, importance,
-ablation, warnings and plots sections in markdown (report.md), HTML (index.html) or CSV."""
+"""The report as files: Table 1, the confirmation, the shared settings, ordering, leaderboard,
+importance, ablation, warnings and plots sections in markdown (report.md), HTML (index.html)
+or CSV."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rnnopt import paper
 from rnnopt import stats as rnnopt_stats
 from rnnopt.errors import ConfigError
 from rnnopt.hpo import confirm as confirm_mod
-from rnnopt.report.analysis import Report
+from rnnopt.report.analysis import PAIRED_COLUMNS, Report
 from rnnopt.report.load import float_attr
 from rnnopt.report.plots import write_plots
 
@@ -88,6 +89,15 @@ def _sections(report: Report, plots: dict[str, list[Path]], out: Path) -> list[t
                          "and 95% interval; a difference is real only when the 95% Welch "
                          f"interval of the difference of means excludes zero{against}). "
                          f"{confirm_mod.SCOPE}", confirmed))
+    if report.paired:
+        cols = list(PAIRED_COLUMNS)
+        sections.append((f"Shared settings: each cell against the {confirm_mod.REFERENCE_CELL} on "
+                         "the search trials both trained with one setting and training seed "
+                         "(--paired-startup makes the start-up trials so; without it, some "
+                         "pair by accident). difference: the mean over those pairs, + meaning "
+                         "better, with its 95% t interval over the pairs; cell_ahead: pairs "
+                         "the cell won",
+                         (cols, [[fmt(r[c]) for c in cols] for r in report.paired])))
     lines = [r for t in report.tasks if (r := _rank_agreement(report, t))]
     ptb = report.groups
     ptb_rows = []
@@ -208,6 +218,8 @@ def write_report(
         files.append(_write_csv(out / "ablation.csv", report.ablation,
                                 ["task", "cell", "factor", "level_a", "best_a", "level_b",
                                  "best_b", "delta", "interval", "effect"]))
+        if report.paired:
+            files.append(_write_csv(out / "paired.csv", report.paired, PAIRED_COLUMNS))
         header, rows = confirm_mod.report_rows(report.groups, report.tasks, report.cells)
         if rows:
             files.append(_write_csv(out / "confirmation.csv",
