@@ -14,7 +14,9 @@ new seeds: what a user of the study gets for that cell) by the 95% Welch interva
 difference: ``holds`` when it excludes zero in the claimed direction, ``reversed`` when it
 excludes zero the other way, ``within noise`` otherwise. A claim that a cell is "at least" as
 good as another is ``not contradicted`` when the interval holds zero. Beside each verdict, the
-number of runs whose best-of values agree with the claim.
+number of runs whose best-of values agree with the claim, and the same claim decided on the
+search trials that both cells trained with one setting (``rnnopt.report.load.shared_settings``,
+pooled over the runs; 95% Student-t interval of the mean paired difference).
 
 Reads only; prints markdown (or writes it to ``--out``).
 """
@@ -26,7 +28,7 @@ import math
 import statistics
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +37,7 @@ sys.path.insert(0, str(REPO))
 from rnnopt import paper  # noqa: E402
 from rnnopt import stats as rnnopt_stats  # noqa: E402
 from rnnopt._cli import run_cli  # noqa: E402
-from rnnopt.report.load import Group, load_groups  # noqa: E402
+from rnnopt.report.load import Group, load_groups, shared_settings  # noqa: E402
 from rnnopt.storage import mask_url  # noqa: E402
 
 # (claim, cell a, relation, cell b): "a < b" reads "a is worse than b", "a >= b" "a at least b".
@@ -57,6 +59,14 @@ class Run:
     confirm: dict[str, list[float]]  # cell -> confirmation values, same sign
     raw_best: dict[str, float]
     raw_confirm: dict[str, list[float]]
+    groups: dict[str, Group] = field(default_factory=dict)
+
+    def shared(self, a: str, b: str) -> list[float]:
+        """a - b ("higher is better") on each setting both cells trained in this run."""
+        if a not in self.groups or b not in self.groups:
+            return []
+        sign = 1.0 if self.groups[a].direction == "maximize" else -1.0
+        return [sign * (va - vb) for vb, va in shared_settings(self.groups[b], self.groups[a])]
 
 
 def _finite(values: Sequence[float | None]) -> list[float]:
@@ -67,7 +77,7 @@ def load_run(url: str, task: str) -> Run:
     groups: dict[str, Group] = {
         cell: g for (t, cell), g in load_groups(url, [task]).items() if t == task
     }
-    run = Run(url, {}, {}, {}, {})
+    run = Run(url, {}, {}, {}, {}, groups)
     for cell, g in groups.items():
         sign = 1.0 if g.direction == "maximize" else -1.0
         best = g.best
@@ -157,7 +167,8 @@ def render(task: str, runs: list[Run]) -> str:
                 f"- Spearman to {name} ({label}, {cells} cells), per run: {per_run}; {spread}"
             )
     out += ["", "| claim | pooled confirmation: mean difference [95%] | verdict | runs agreeing "
-            "(best-of) |", "|---|---|---|---|"]  # fmt: skip
+            "(best-of) | shared settings, pooled: mean difference [95%] | verdict |",
+            "|---|---|---|---|---|---|"]  # fmt: skip
     for claim, a, relation, b in CLAIMS:
         pa = [v for r in runs for v in r.confirm.get(a, [])]
         pb = [v for r in runs for v in r.confirm.get(b, [])]
@@ -169,9 +180,14 @@ def render(task: str, runs: list[Run]) -> str:
         agree = [
             _agrees(relation, r.best[a], r.best[b]) for r in runs if a in r.best and b in r.best
         ]
+        diffs = [d for r in runs for d in r.shared(a, b)]
+        mean, low, high = rnnopt_stats.mean_interval(diffs)
+        paired = "–" if not diffs else f"{fmt(mean, 3)} [{fmt(low, 3)}, {fmt(high, 3)}]"
+        paired_interval = None if len(diffs) < 2 else (low, high)
         out.append(
             f"| {claim} | {shown} (n={len(pa)}, {len(pb)}) | {verdict(relation, interval)} | "
-            f"{sum(agree)} of {len(agree)} |"
+            f"{sum(agree)} of {len(agree)} | {paired} ({len(diffs)} pairs) | "
+            f"{verdict(relation, paired_interval)} |"
         )
     out += ["", "Runs: " + ", ".join(mask_url(r.url) for r in runs), ""]
     return "\n".join(out)
