@@ -38,6 +38,8 @@ EVOLVE_METRICS = "rnnopt.evolve.metrics"
 # JSON identity of the user's data files (rnnopt.userdata): a compare/search study's task's;
 # in an architecture-search run's studies {task: identity} for each task that reads files
 DATA = "rnnopt.data"
+# JSON {"seed": s, "trials": n}: a compare study's paired start-up (rnnopt/hpo/paired.py)
+PAIRED_STARTUP = "rnnopt.paired_startup"
 
 # Study modes: one study per (task, cell), one per task searching over cells, and the two
 # studies of an architecture-search run (their values are genome scores, not accuracies).

@@ -27,11 +27,13 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from rnnopt import schema
+
 __all__ = ["ATTR", "PairedStartup", "setting_rng"]
 
-# The study attribute that records the pairing ({"seed": s, "trials": n}); the seed stored
-# first wins, so workers started with other --seed values still pair with the first.
-ATTR = "rnnopt.paired_startup"
+# The study attribute that records the pairing; the seed stored first wins, so workers started
+# with other --seed values still pair with the first.
+ATTR = schema.PAIRED_STARTUP
 
 
 def setting_rng(*parts: object) -> random.Random:
