@@ -10,6 +10,8 @@ the forget-gate bias, are drawn the same way for the cells that have them). Its 
 (``--seed + k``) is shared too, so the cells differ on those trials by the cell alone: the
 paper's random grid, with one grid for all cells, as ``rnnopt evolve`` pairs its settings.
 
+The pairing seed is stored in each study (``rnnopt.schema.PAIRED_STARTUP``); the one stored
+first wins, so workers started with other ``--seed`` values still pair with the first run.
 The pairing keys on the trial number, which the storage gives out, so it holds with any number
 of workers on any number of machines; a failed trial's retry keeps its parameters but takes a
 new number, which shifts that study's later start-up settings by one.
@@ -27,13 +29,7 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from rnnopt import schema
-
-__all__ = ["ATTR", "PairedStartup", "setting_rng"]
-
-# The study attribute that records the pairing; the seed stored first wins, so workers started
-# with other --seed values still pair with the first.
-ATTR = schema.PAIRED_STARTUP
+__all__ = ["PairedStartup", "setting_rng"]
 
 
 def setting_rng(*parts: object) -> random.Random:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rnnopt import userdata
+from rnnopt import schema, userdata
 from rnnopt._cli import cpus, ignore_interrupts
 from rnnopt.attrs import json_value
 from rnnopt.errors import StorageError
@@ -31,7 +31,6 @@ logger = logging.getLogger("rnnopt.study")
 
 def _attrs(plan: Plan, sd: StudyDef) -> dict[str, Any]:
     import rnnopt
-    from rnnopt.hpo import paired
 
     return {
         "rnnopt.task": sd.task,
@@ -51,7 +50,7 @@ def _attrs(plan: Plan, sd: StudyDef) -> dict[str, Any]:
         ),
         **({userdata.DATA_ATTR: json.loads(sd.data)} if sd.data else {}),
         **(
-            {paired.ATTR: {"seed": plan.seed, "trials": n_paired}}
+            {schema.PAIRED_STARTUP: {"seed": plan.seed, "trials": n_paired}}
             if (n_paired := paired_trials(plan.sampler, plan.n_trials, plan.sampler_options))
             else {}
         ),
@@ -63,7 +62,6 @@ def prepare_studies(plan: Plan) -> None:
     import optuna
 
     from rnnopt import storage as st
-    from rnnopt.hpo import paired
 
     storage = st.open_storage(plan.url, heartbeat_interval=plan.heartbeat)
     summaries = {
@@ -133,7 +131,7 @@ def prepare_studies(plan: Plan) -> None:
         for key, value in _attrs(plan, sd).items():
             if key in ("rnnopt.command",) and key in current:
                 continue
-            if key == paired.ATTR and key in current:
+            if key == schema.PAIRED_STARTUP and key in current:
                 value = {**value, "seed": json_value(current[key])["seed"]}  # the first wins
             if current.get(key) != value:
                 study.set_user_attr(key, value)
@@ -204,7 +202,6 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
     from optuna.trial import TrialState
 
     from rnnopt import storage as st
-    from rnnopt.hpo import paired
     from rnnopt.hpo.objective import make_objective
     from rnnopt.storage import compat
 
@@ -223,7 +220,7 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
     def study_of(sd: StudyDef) -> Any:
         if sd.name not in loaded:
             attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(sd.name))
-            pairing = json_value(attrs.get(paired.ATTR)) or {}
+            pairing = json_value(attrs.get(schema.PAIRED_STARTUP)) or {}
             loaded[sd.name] = optuna.load_study(
                 study_name=sd.name,
                 storage=storage,

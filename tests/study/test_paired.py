@@ -8,9 +8,10 @@ import optuna
 import pytest
 from study_helpers import tiny_study
 
+from rnnopt import schema
 from rnnopt._cli import run_cli
 from rnnopt.attrs import json_value
-from rnnopt.hpo import paired, samplers
+from rnnopt.hpo import samplers
 from rnnopt.study import main
 
 SHARED = ("lr", "clip", "dropout")
@@ -109,14 +110,14 @@ def test_a_study_pairs_its_cells_end_to_end(
     assert params["xml/lstm"][0] != params["xml/lstm"][1]
     for name in params:
         attrs = optuna.load_study(study_name=name, storage=url).user_attrs
-        assert json_value(attrs[paired.ATTR]) == {"seed": 11, "trials": 2}
+        assert json_value(attrs[schema.PAIRED_STARTUP]) == {"seed": 11, "trials": 2}
     # A third trial from a worker with another --seed: the stored pairing seed still rules, so
     # trial 2 (start-up: 3 of 3 now) pairs with the first run's settings.
     assert run_cli(main, [*argv, "--workers", "1", "--seed", "12", "--n-trials", "3"]) == 0
     params = _study_params(url)
     for name in params:
         attrs = optuna.load_study(study_name=name, storage=url).user_attrs
-        assert json_value(attrs[paired.ATTR]) == {"seed": 11, "trials": 3}
+        assert json_value(attrs[schema.PAIRED_STARTUP]) == {"seed": 11, "trials": 3}
     third = {name: {p: ps[2][p] for p in shared} for name, ps in params.items()}
     assert len({repr(sorted(s.items())) for s in third.values()}) == 1, third
 
