@@ -135,3 +135,19 @@ def test_paired_startup_needs_a_random_startup(
     assert len(err) == 1 and f"sampler {sampler!r} does not" in err[0], err
     assert "allowed: tpe, random, gp, paper" in err[0]
     assert not (tmp_path / "rnnopt.db").exists()
+
+
+@pytest.mark.parametrize("name", ["gp", "random", "paper"])
+def test_every_sampler_with_a_random_startup_pairs(name: str) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    on = {"paired_startup": True}
+    studies = []
+    for seed, with_bias in ((1, False), (2, True)):
+        sampler = samplers.make_sampler(name, seed, n_trials=4, options=on, pairing_seed=3)
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(_objective(with_bias), n_trials=4)
+        studies.append([t.params for t in study.trials])
+    n = samplers.paired_trials(name, 4, on)
+    assert n == (2 if name == "gp" else 4)
+    for k in range(n):
+        assert {p: studies[0][k][p] for p in SHARED} == {p: studies[1][k][p] for p in SHARED}
