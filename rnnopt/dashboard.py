@@ -18,6 +18,7 @@ from typing import Any
 import optuna
 
 from rnnopt import schema
+from rnnopt.attrs import json_value
 from rnnopt.errors import ConfigError
 from rnnopt.storage import (
     add_storage_arguments,
@@ -61,6 +62,11 @@ def note_markdown(study_name: str, user_attrs: dict[str, Any]) -> str:
     ]
     if "rnnopt.budget" in a:
         lines += ["## Budget", "", "```json", _pretty_json(a["rnnopt.budget"]), "```", ""]
+    if schema.PAIRED_STARTUP in a:
+        paired = json_value(a[schema.PAIRED_STARTUP])
+        lines += ["## Paired start-up", "", f"Trials 0 to {paired['trials'] - 1} train the "
+                  f"same settings in every cell's study (pairing seed {paired['seed']}): the "
+                  "report's shared-settings table compares the cells on them.", ""]
     if "rnnopt.space" in a:
         lines += ["## Search space", "", "```json", _pretty_json(a["rnnopt.space"]), "```", ""]
     if "rnnopt.data" in a:  # the user's files (SHA-256) and the options that shaped them

@@ -151,3 +151,13 @@ def test_every_sampler_with_a_random_startup_pairs(name: str) -> None:
     assert n == (2 if name == "gp" else 4)
     for k in range(n):
         assert {p: studies[0][k][p] for p in SHARED} == {p: studies[1][k][p] for p in SHARED}
+
+
+def test_the_dashboard_note_says_which_trials_are_paired() -> None:
+    from rnnopt import dashboard
+
+    attrs = {"rnnopt.task": "xml", "rnnopt.cell": "gru",
+             schema.PAIRED_STARTUP: {"seed": 11, "trials": 2}}  # fmt: skip
+    text = dashboard.note_markdown("xml/gru", attrs)
+    assert "## Paired start-up" in text and "Trials 0 to 1" in text and "seed 11" in text
+    assert "Paired" not in dashboard.note_markdown("xml/gru", {"rnnopt.task": "xml"})
