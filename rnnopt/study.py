@@ -30,7 +30,7 @@ from rnnopt.hpo.plan import (
     make_plan,
 )
 from rnnopt.hpo.runner import prepare_studies, run_workers
-from rnnopt.hpo.samplers import PRUNERS, SAMPLERS, startup_text
+from rnnopt.hpo.samplers import PRUNERS, SAMPLERS, paired_trials, startup_text
 
 __all__ = ["build_parser", "main"]
 
@@ -182,7 +182,28 @@ def summary_table(plan: Plan) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     if confirmed:
         lines += ["", confirm_mod.SCOPE]
+    if paired_trials(plan.sampler, plan.n_trials, plan.sampler_options):
+        lines += _shared_settings_lines(plan, cells)
     return "\n".join(lines)
+
+
+def _shared_settings_lines(plan: Plan, cells: list[str]) -> list[str]:
+    """The report's shared-settings table in short, for a study with paired start-up."""
+    from rnnopt.report.analysis import paired_rows
+    from rnnopt.report.load import load_groups
+
+    tasks = list(dict.fromkeys(sd.task for sd in plan.studies))
+    rows = paired_rows(load_groups(plan.url, tasks), cells)
+    if not rows:
+        return []
+    width = max(len(f"{r['task']} {r['cell']}") for r in rows)
+    out = ["", f"against {confirm_mod.REFERENCE_CELL} on the settings both trained (mean "
+           "difference, + is better, 95% t interval over the pairs; rnnopt report has more):"]
+    for r in rows:
+        interval = f" {r['interval']}" if r["interval"] else ""
+        out.append(f"  {r['task'] + ' ' + r['cell']:<{width}}  {r['difference']:+.4g}"
+                   f"{interval} {r['effect']} ({r['pairs']} pairs)")
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

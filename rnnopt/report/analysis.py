@@ -33,6 +33,7 @@ __all__ = [
     "Report",
     "build_report",
     "evaluator",
+    "paired_rows",
     "trial_study",
 ]
 
@@ -60,7 +61,7 @@ class Report:
     min_trials: int
     # The in-memory studies the importance was computed on (for Optuna's importance plot).
     importance_studies: dict[tuple[str, str], optuna.Study] = field(default_factory=dict)
-    # Each cell against the reference cell on the settings both trained (``_paired``).
+    # Each cell against the reference cell on the settings both trained (``paired_rows``).
     paired: list[dict[str, Any]] = field(default_factory=list)
 
     def leaderboard(self) -> list[dict[str, Any]]:
@@ -228,7 +229,9 @@ PAIRED_COLUMNS = ("task", "cell", "pairs", "cell_ahead", "reference_mean", "cell
                   "difference", "interval", "effect")  # fmt: skip
 
 
-def _paired(groups: dict[tuple[str, str], Group], cells: Sequence[str]) -> list[dict[str, Any]]:
+def paired_rows(
+    groups: dict[tuple[str, str], Group], cells: Sequence[str]
+) -> list[dict[str, Any]]:
     """Each cell against ``confirm.REFERENCE_CELL`` on the settings both trained
     (``load.shared_settings``): the mean difference over those pairs, signed so that + is
     better, its 95% Student-t interval over the pairs (differences of one setting, so the
@@ -329,7 +332,7 @@ def build_report(
     return Report(
         storage=mask_url(existing_storage(storage_url)), groups=groups, tasks=ordered_tasks,
         cells=cells, importance=imp, importance_method=importance,
-        importance_studies=imp_studies, paired=_paired(groups, cells),
+        importance_studies=imp_studies, paired=paired_rows(groups, cells),
         ablation=_ablation(groups), warnings=_warnings(groups, min_trials), notes=notes,
         min_trials=min_trials,
     )

@@ -100,6 +100,11 @@ def test_a_study_pairs_its_cells_end_to_end(
     assert run_cli(main, [*argv, "--workers", "2", "--seed", "11"]) == 0
     out = capsys.readouterr().out
     assert "start-up settings paired across cells (trial k < 2: one setting)" in out
+    # The closing summary holds each cell to the LSTM on those settings.
+    assert "against lstm on the settings both trained" in out
+    assert [line.split()[:2] for line in out.splitlines() if "(2 pairs)" in line] == [
+        ["xml", "gru"], ["xml", "lstm-f"]
+    ]
     params = _study_params(url)
     assert set(params) == {"xml/lstm", "xml/gru", "xml/lstm-f"}
     shared = set.intersection(*(set(p[0]) for p in params.values()))
