@@ -73,15 +73,20 @@ def startup_trials(n_trials: int) -> int:
     return max(2, min(MAX_STARTUP, n_trials // 3))
 
 
+def _random_trials(name: str, n_trials: int, options: Mapping[str, Any] | None) -> int:
+    """How many of a study's first trials the sampler draws without a model."""
+    if name in ("random", "paper", "qmc"):
+        return n_trials
+    default = 1 if name == "cmaes" else startup_trials(n_trials)
+    return min(n_trials, dict(options or {}).get("n_startup_trials", default))
+
+
 def paired_trials(name: str, n_trials: int, options: Mapping[str, Any] | None = None) -> int:
     """How many of a study's first trials are paired across cells: 0 unless the options set
     ``paired_startup``; then the random start-up (every trial of ``random`` and ``paper``)."""
-    opts = dict(options or {})
-    if not opts.get("paired_startup"):
+    if not dict(options or {}).get("paired_startup"):
         return 0
-    if name in ("random", "paper"):
-        return n_trials
-    return min(n_trials, opts.get("n_startup_trials", startup_trials(n_trials)))
+    return _random_trials(name, n_trials, options)
 
 
 def check_options(
@@ -175,11 +180,7 @@ def startup_text(name: str, n_trials: int, options: Mapping[str, Any] | None = N
         if paired_trials(name, n_trials, options):
             text += "; paired across cells (trial k of every study: one setting)"
         return text
-    if name == "cmaes":
-        n = dict(options or {}).get("n_startup_trials", 1)
-    else:
-        n = dict(options or {}).get("n_startup_trials", startup_trials(n_trials))
-    n = min(n, n_trials)
+    n = _random_trials(name, n_trials, options)
     text = (
         f"sampler {name}: the first {n} of {n_trials} trials per study are random start-up, "
         f"{n_trials - n} modelled (n_startup_trials; set it in [sampler])"

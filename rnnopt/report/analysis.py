@@ -251,11 +251,10 @@ def paired_rows(
                 continue
             diffs = [sign * (b - a) for a, b in pairs]
             mean, low, high = rnnopt_stats.mean_interval(diffs)
-            if len(pairs) < 2:
-                interval, effect = None, "too few pairs"
-            else:
-                d = confirm_mod.Difference.of(mean, low, high)
-                interval, effect = f"[{d.low:+.4g}, {d.high:+.4g}]", d.verdict
+            interval, effect = None, "too few pairs"
+            if len(pairs) >= 2:
+                interval = f"[{low:+.4g}, {high:+.4g}]"
+                effect = confirm_mod.Difference.of(mean, low, high).verdict
             rows.append({
                 "task": task, "cell": cell, "pairs": len(pairs),
                 "cell_ahead": f"{sum(d > 0 for d in diffs)}/{len(pairs)}",
