@@ -14,14 +14,22 @@ from rnnopt.errors import RnnoptError
 from rnnopt.plugins import add_option as add_plugin_option  # noqa: F401  (one home)
 
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell shows for a C tool cut off by `| head`
 
 
 def run_cli(
     main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None
 ) -> int:
-    """Run ``main(argv)``; turn user errors and Ctrl-C into a one-line message and an exit code."""
+    """Run ``main(argv)``; turn user errors and Ctrl-C into a one-line message and an exit code,
+    and a closed output pipe into a quiet exit."""
     try:
         code = main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader (`| head`) has gone: stop quietly, and point stdout at /dev/null so that
+        # the interpreter's own flush at exit does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except RnnoptError as exc:
         from rnnopt.storage.urls import scrub
 

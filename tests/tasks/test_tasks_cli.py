@@ -67,6 +67,20 @@ def test_sample_jsonl_matches_the_library(data_dir: Path) -> None:
         assert "=" in row["text"] and row["scored"][0] == row["text"].index("=") + 1
 
 
+def test_closed_pipe_is_a_quiet_exit() -> None:
+    """`rnnopt tasks sample ... | head`: the reader goes away before the output is written."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnnopt", "tasks", "sample", "--task", "xml", "-n", "50"],
+        cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert stderr == ""
+
+
 def test_sample_in_process(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(main, ["sample", "--task", "arith", "-n", "4", "--seed", "4", "--jsonl"]) == 0
     assert [json.loads(x) for x in capsys.readouterr().out.splitlines()] == tasks.get(
