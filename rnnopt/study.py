@@ -191,19 +191,12 @@ def _shared_settings_lines(plan: Plan, cells: list[str]) -> list[str]:
     """The report's shared-settings table in short, for a study with paired start-up."""
     from rnnopt.report.analysis import paired_rows
     from rnnopt.report.load import load_groups
+    from rnnopt.report.render import paired_lines
 
     tasks = list(dict.fromkeys(sd.task for sd in plan.studies))
-    rows = paired_rows(load_groups(plan.url, tasks), cells)
-    if not rows:
-        return []
-    width = max(len(f"{r['task']} {r['cell']}") for r in rows)
-    out = ["", f"against {confirm_mod.REFERENCE_CELL} on the settings both trained (mean "
-           "difference, + is better, 95% t interval over the pairs; rnnopt report has more):"]
-    for r in rows:
-        interval = f" {r['interval']}" if r["interval"] else ""
-        out.append(f"  {r['task'] + ' ' + r['cell']:<{width}}  {r['difference']:+.4g}"
-                   f"{interval} {r['effect']} ({r['pairs']} pairs)")
-    return out
+    lines = paired_lines(paired_rows(load_groups(plan.url, tasks), cells),
+                         hint="; rnnopt report has more")
+    return ["", *lines] if lines else []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

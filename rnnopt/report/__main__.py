@@ -8,7 +8,13 @@ from collections.abc import Sequence
 import optuna
 
 from rnnopt.report.analysis import IMPORTANCE_METHODS, build_report
-from rnnopt.report.render import FORMATS, markdown_table, table1_rows, write_report
+from rnnopt.report.render import (
+    FORMATS,
+    markdown_table,
+    paired_lines,
+    table1_rows,
+    write_report,
+)
 from rnnopt.storage import add_storage_arguments, storage_url
 
 __all__ = ["main"]
@@ -36,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           importance=args.importance)
     files = write_report(report, args.out, fmt=args.fmt, plots=not args.no_plots)
     print(markdown_table(*table1_rows(report)))
+    for line in ["", *lines] if (lines := paired_lines(report.paired)) else []:
+        print(line)
     for warning in report.warnings:
         print(f"warning: {warning}")
     print(f"wrote {len(files)} files to {args.out}")

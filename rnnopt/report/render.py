@@ -18,7 +18,7 @@ from rnnopt.report.analysis import PAIRED_COLUMNS, Report
 from rnnopt.report.load import float_attr
 from rnnopt.report.plots import write_plots
 
-__all__ = ["FORMATS", "fmt", "markdown_table", "table1_rows", "write_report"]
+__all__ = ["FORMATS", "fmt", "markdown_table", "paired_lines", "table1_rows", "write_report"]
 
 FORMATS = ("md", "html", "csv")
 
@@ -53,6 +53,21 @@ def _rank_agreement(report: Report, task: str) -> str | None:
     tau, low, high = result
     return (f"{task}: Kendall tau of our ordering vs the paper's over {len(samples)} cells = "
             f"{tau:.2f} (95% interval {low:.2f} to {high:.2f}, bootstrap over trials)")
+
+
+def paired_lines(rows: Sequence[dict[str, Any]], hint: str = "") -> list[str]:
+    """The shared-settings table (``analysis.paired_rows``) in short, one line per task and
+    cell, for a terminal; ``hint`` ends the heading line."""
+    if not rows:
+        return []
+    width = max(len(f"{r['task']} {r['cell']}") for r in rows)
+    out = [f"against {confirm_mod.REFERENCE_CELL} on the settings both trained (mean "
+           f"difference, + is better, 95% t interval over the pairs{hint}):"]
+    for r in rows:
+        interval = f" {r['interval']}" if r["interval"] else ""
+        out.append(f"  {r['task'] + ' ' + r['cell']:<{width}}  {r['difference']:+.4g}"
+                   f"{interval} {r['effect']} ({r['pairs']} pairs)")
+    return out
 
 
 def table1_rows(report: Report) -> tuple[list[str], list[list[str]]]:

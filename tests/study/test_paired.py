@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import optuna
@@ -12,6 +13,7 @@ from rnnopt import schema
 from rnnopt._cli import run_cli
 from rnnopt.attrs import json_value
 from rnnopt.hpo import samplers
+from rnnopt.report.__main__ import main as report_main
 from rnnopt.study import main
 
 SHARED = ("lr", "clip", "dropout")
@@ -105,6 +107,13 @@ def test_a_study_pairs_its_cells_end_to_end(
     assert [line.split()[:2] for line in out.splitlines() if "(2 pairs)" in line] == [
         ["xml", "gru"], ["xml", "lstm-f"]
     ]
+    # `rnnopt report` on the database prints the same lines under its Table 1.
+    summary = [line for line in out.splitlines() if "(2 pairs)" in line]
+    report_argv = ["--storage", url, "--no-plots", "--out", str(tmp_path / "report")]
+    assert run_cli(report_main, report_argv) == 0
+    printed = capsys.readouterr().out.splitlines()
+    # (the report orders cells as the paper does, the study as --cells)
+    assert sorted(line for line in printed if re.search(r"\(\d+ pairs\)$", line)) == sorted(summary)
     params = _study_params(url)
     assert set(params) == {"xml/lstm", "xml/gru", "xml/lstm-f"}
     shared = set.intersection(*(set(p[0]) for p in params.values()))
