@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import optuna
 
+from rnnopt.hpo import confirm as confirm_mod
 from rnnopt.report.analysis import IMPORTANCE_METHODS, build_report
 from rnnopt.report.render import (
     FORMATS,
@@ -42,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                           importance=args.importance)
     files = write_report(report, args.out, fmt=args.fmt, plots=not args.no_plots)
     print(markdown_table(*table1_rows(report)))
+    confirmed = confirm_mod.report_rows(report.groups, report.tasks, report.cells)
+    if confirmed[1]:
+        print("\nconfirmation: each cell's best setting retrained with new seeds (mean, 95% "
+              f"interval)\n{markdown_table(*confirmed)}\n{confirm_mod.SCOPE}")
     for line in ["", *lines] if (lines := paired_lines(report.paired)) else []:
         print(line)
     for warning in report.warnings:

@@ -66,7 +66,7 @@ def paired_lines(rows: Sequence[dict[str, Any]], hint: str = "") -> list[str]:
     for r in rows:
         interval = f" {r['interval']}" if r["interval"] else ""
         out.append(f"  {r['task'] + ' ' + r['cell']:<{width}}  {r['difference']:+.4g}"
-                   f"{interval} {r['effect']} ({r['pairs']} pairs)")
+                   f"{interval} {r['effect']} ({r['pairs']} pair{'s' * (r['pairs'] != 1)})")
     return out
 
 

@@ -12,7 +12,9 @@ from report_known_db import CONFIRMED_SEEDS
 from scipy import stats as sps
 
 from rnnopt import report
+from rnnopt._cli import run_cli
 from rnnopt.hpo import confirm
+from rnnopt.report.__main__ import main as report_main
 
 
 def _welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
@@ -25,7 +27,7 @@ def _welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
 
 
 def test_each_confirmed_cell_is_held_against_the_lstm(
-    confirmed_sqlite: str, tmp_path: Path
+    confirmed_sqlite: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rep = report.build_report(confirmed_sqlite, min_trials=2)
     header, rows = confirm.report_rows(rep.groups, rep.tasks, rep.cells)
@@ -52,6 +54,14 @@ def test_each_confirmed_cell_is_held_against_the_lstm(
     report.write_report(rep, tmp_path / "md", fmt="md", plots=False)
     text = (tmp_path / "md" / "report.md").read_text()
     assert "| ptb | gru | " in text and by_cell["gru"][-1] in text
+
+    # And the command prints it under Table 1, where a terminal shows it.
+    argv = ["--storage", confirmed_sqlite, "--min-trials", "2", "--no-plots",
+            "--out", str(tmp_path / "cli")]  # fmt: skip
+    assert run_cli(report_main, argv) == 0
+    out = capsys.readouterr().out
+    assert confirm.SCOPE in out
+    assert "| ptb | gru | " in out and by_cell["gru"][-1] in out
 
 
 def test_ablation_does_not_call_three_trials_against_three(confirmed_sqlite: str) -> None:
