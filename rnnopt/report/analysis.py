@@ -158,14 +158,12 @@ def _edge_warning(name: str, value: Any, dist: BaseDistribution) -> str | None:
 
 
 def _warnings(groups: dict[tuple[str, str], Group], min_trials: int) -> list[str]:
-    out = []
+    few: dict[str, list[str]] = {}
+    edges = []
     for (task, cell), g in sorted(groups.items()):
         n = len(g.complete)
         if n < min_trials:
-            out.append(
-                f"{task}/{cell}: only {n} completed trial{'s' if n != 1 else ''} "
-                f"(< {min_trials}): too few to compare"
-            )
+            few.setdefault(task, []).append(f"{cell} ({n})")
         best = g.best
         if best is None or n < 2:
             continue
@@ -173,8 +171,13 @@ def _warnings(groups: dict[tuple[str, str], Group], min_trials: int) -> list[str
             dist = best.distributions.get(name)
             msg = None if dist is None else _edge_warning(name, value, dist)
             if msg:
-                out.append(f"{task}/{cell}: best trial #{best.number}: {msg}; widen the range")
-    return out
+                edges.append(f"{task}/{cell}: best trial #{best.number}: {msg}; widen the range")
+    # One line per task: a compare study's cells all have the same few trials by design.
+    return [
+        f"{task}: fewer than {min_trials} completed trials (--min-trials) for {', '.join(cells)}: "
+        "no importance of their own"
+        for task, cells in few.items()
+    ] + edges
 
 
 def _ablation_row(

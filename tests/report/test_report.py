@@ -26,14 +26,15 @@ def test_report_tables_and_warnings_on_a_known_database(filled_sqlite: str) -> N
         ["gru", "0.8 (paper 0.896)", "0.46 (paper 0.46)", "– (paper 0.0907)"],
     ]
     assert rep.warnings == [
-        "arith/gru: only 1 completed trial (< 10): too few to compare",
-        "arith/lstm: only 2 completed trials (< 10): too few to compare",
-        "ptb/lstm: only 5 completed trials (< 10): too few to compare",
-        "xml/gru: only 3 completed trials (< 10): too few to compare",
+        "arith: fewer than 10 completed trials (--min-trials) for gru (1), lstm (2): "
+        "no importance of their own",
+        "ptb: fewer than 10 completed trials (--min-trials) for lstm (5): "
+        "no importance of their own",
+        "xml: fewer than 10 completed trials (--min-trials) for gru (3), lstm-b (2): "
+        "no importance of their own",
         "xml/lstm: best trial #11: clip_norm=20 sits at the upper edge of the grid "
         "{1, 2.5, 5, 10, 20}; widen the range",
         "xml/lstm: best trial #11: layers=4 sits at the upper edge of [1, 4]; widen the range",
-        "xml/lstm-b: only 2 completed trials (< 10): too few to compare",
     ]
     # Importance only where there are enough completed trials; normalised over the 5 params.
     # A task's cells pooled (the cell a parameter) reach the 10 trials that one cell lacks:
