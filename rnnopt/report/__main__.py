@@ -47,8 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if confirmed[1]:
         print("\nconfirmation: each cell's best setting retrained with new seeds (mean, 95% "
               f"interval)\n{markdown_table(*confirmed)}\n{confirm_mod.SCOPE}")
-    for line in ["", *lines] if (lines := paired_lines(report.paired)) else []:
-        print(line)
+    if lines := paired_lines(report.paired):
+        print("\n" + "\n".join(lines))
     for warning in report.warnings:
         print(f"warning: {warning}")
     print(f"wrote {len(files)} files to {args.out}")
