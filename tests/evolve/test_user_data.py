@@ -125,7 +125,9 @@ def test_search_on_a_text_corpus_end_to_end(tmp_path: Path) -> None:
     evals = optuna.load_study(study_name="evolve/mine/evaluations", storage=url)
     complete = evals.get_trials(states=(TrialState.COMPLETE,))
     gru = [t for t in complete if t.user_attrs["genome"] == known("gru").text]
-    assert gru and all(0 < t.value < 20 for t in complete)  # bits per character, not accuracy
+    # bits per character, not accuracy: the GRU's above 1, every value positive (a random
+    # mutant's may be huge: its outputs can explode within the few steps, so no upper bound)
+    assert gru and all(1 < t.value < 20 for t in gru) and all(t.value > 0 for t in complete)
     steps = optuna.load_study(study_name="evolve/mine/genomes", storage=url)
     seed = next(t for t in steps.get_trials() if t.user_attrs.get("genome") == known("gru").text)
     assert seed.value == 1.0 and seed.user_attrs["best_text"] == min(t.value for t in gru)
