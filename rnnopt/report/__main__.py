@@ -51,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n" + "\n".join(lines))
     for warning in report.warnings:
         print(f"warning: {warning}")
+    for note in report.notes:
+        print(f"note: {note}")
     print(f"wrote {len(files)} files to {args.out}")
     return 0
 
