@@ -3,7 +3,7 @@
     python benchmarks/strategies.py [--task xml] [--cells tanh,lstm,...] [--seeds 4]
         [--trials 3] [--max-steps 7000] [--study-file rnnopt/studies/quick.toml]
         [--strategies exhaustive,tpe,search,halving] [--eval-batches 20] [--jobs 2]
-        [--out run.json] [--replay run.json]
+        [--staged 0.1:4,0.3:1 ...] [--out run.json] [--replay run.json]
 
 Strategies, each run in memory through rnnopt's own objective (one thread per process):
 
@@ -15,6 +15,11 @@ Strategies, each run in memory through rnnopt's own objective (one thread per pr
   pruner, cells x trials trials.
 - ``halving``: search mode under successive halving across cells (studies/cells_halving.toml:
   rungs at max-steps / 10 x 3^k, the best third continues), cells x trials trials.
+- ``staged SCHEDULE`` (``--staged 0.1:4,0.3:1``, repeatable): the paper's staged filter across
+  cells, replayed on the exhaustive run's own curves without training: every cell's trials to
+  10% of max-steps, the best 4 cells' trials on to 30%, the best one's to the end. It is exact
+  (rnnopt's trainer does not depend on where a trial will stop), so any number of schedules
+  cost nothing beyond the exhaustive run; ``--replay FILE --staged ...`` tries more later.
 
 Compute is the training steps the trials actually ran (pruned and diverged trials stop early).
 Compare-mode strategies run their cells round-robin (trial 1 of every cell, then trial 2, ...).
@@ -130,16 +135,74 @@ def run_strategy(
     curve: Curve = []
     spent = 0
     best: dict[str, float] = {}
+    trials: list[dict[str, Any]] = []
     for study, objective in order:
         study.optimize(objective, n_trials=1, catch=(Exception,))
         t = study.trials[-1]
-        spent += int(t.user_attrs.get("steps", max(t.intermediate_values, default=0)))
+        steps = int(t.user_attrs.get("steps", max(t.intermediate_values, default=0)))
+        spent += steps
         cell = t.user_attrs.get("cell")
         if t.value is not None and math.isfinite(t.value) and cell:
             best[cell] = pick(best.get(cell, t.value), t.value)
         named = pick(best, key=lambda c: best[c]) if best else None
         curve.append((spent, named, best.get(named) if named else None))
-    return {"curve": curve, "best": best}
+        values = sorted(t.intermediate_values.items())
+        trials.append({"cell": cell, "steps": steps, "values": values})
+    return {"curve": curve, "best": best, "trials": trials}
+
+
+def parse_schedule(text: str) -> list[tuple[float, int]]:
+    """``"0.1:4,0.3:1"`` -> [(0.1, 4), (0.3, 1)]: at each fraction of max-steps, cells kept."""
+    stages = []
+    for part in text.split(","):
+        frac, _, keep = part.partition(":")
+        try:
+            stage = (float(frac), int(keep))
+        except ValueError:
+            msg = f"--staged {text!r}: expected FRACTION:CELLS,... such as 0.1:4,0.3:1"
+            raise ValueError(msg) from None
+        if not 0 < stage[0] < 1 or stage[1] < 1 or (stages and stage[0] <= stages[-1][0]):
+            raise ValueError(f"--staged {text!r}: fractions rising in (0, 1), cells kept >= 1")
+        stages.append(stage)
+    return stages
+
+
+def staged(trials: list[dict[str, Any]], schedule: list[tuple[float, int]], max_steps: int,
+           maximize: bool) -> Run:  # fmt: skip
+    """Replay the paper's staged filter across cells on an exhaustive run's curves (no training).
+
+    Every cell's trials train to the first stage's steps; the cells whose best value so far is
+    best (as many as the stage keeps) go on to the next stage, and the last ones to max-steps.
+    A trial's value at a stage is the best it reported up to that step, so this is exact where
+    training does not depend on where it will stop (rnnopt's trainer has no schedule tied to
+    max-steps) and the stages fall on evaluation steps (later ones are taken as the last
+    evaluation before them). Compute is the steps the survivors' trials ran (a trial that
+    stopped early, diverged or pruned, counts the steps it ran).
+    """
+    sign = 1 if maximize else -1
+    by_cell: dict[str, list[dict[str, Any]]] = {}
+    for t in trials:
+        if t["cell"]:
+            by_cell.setdefault(t["cell"], []).append(t)
+
+    def value(cell: str, upto: int) -> float:
+        seen = [sign * v for t in by_cell[cell] for step, v in t["values"]
+                if step <= upto and v is not None and math.isfinite(v)]  # fmt: skip
+        return max(seen, default=-math.inf)
+
+    alive, spent, reached = list(by_cell), 0, 0
+    best: dict[str, float] = {}
+    for frac, keep in [*schedule, (1.0, 1)]:
+        upto = round(frac * max_steps)
+        spent += sum(min(t["steps"], upto) - min(t["steps"], reached)
+                     for c in alive for t in by_cell[c])  # fmt: skip
+        reached = upto
+        for c in alive:
+            best[c] = sign * value(c, upto)
+        alive = sorted(alive, key=lambda c: value(c, upto), reverse=True)[:keep]
+    named = alive[0] if alive and math.isfinite(best[alive[0]]) else None
+    finite = {c: v for c, v in best.items() if math.isfinite(v)}
+    return {"curve": [(spent, named, best.get(named) if named else None)], "best": finite}
 
 
 def steps_to_name(curve: Curve, cell: str | None) -> float:
@@ -183,13 +246,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     p.add_argument("--out", help="also write every curve and cell's best as JSON here")
     p.add_argument("--replay", help="print the table of an earlier run's --out file; train nothing")
+    p.add_argument("--staged", action="append", default=[], metavar="SCHEDULE",
+                   help="also replay the staged filter across cells on the exhaustive run's "
+                        "curves (no training), e.g. 0.1:4,0.3:1: at 10%% of max-steps keep 4 "
+                        "cells, at 30%% keep 1; repeatable")  # fmt: skip
     args = p.parse_args(argv)
+    try:
+        schedules = {text: parse_schedule(text) for text in args.staged}
+    except ValueError as exc:
+        p.error(str(exc))
     if args.replay:
         try:
             record = json.loads(Path(args.replay).read_text())
         except (OSError, ValueError) as exc:
             p.error(f"--replay {args.replay}: {exc}")
-        report(argparse.Namespace(**record["args"]), record["seeds"], record["wall_s"])
+        if schedules and "trials" not in record["seeds"][0]["exhaustive"]:
+            p.error(f"--staged: {args.replay} has no per-trial curves (recorded before they were "
+                    "kept); rerun with --out")  # fmt: skip
+        report(argparse.Namespace(**record["args"]), record["seeds"], record["wall_s"], schedules)
         return
     strategies = [s for s in args.strategies.split(",") if s]
     unknown = [s for s in strategies if s not in STRATEGIES]
@@ -212,13 +286,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.out:
         record = {"args": vars(args), "wall_s": wall, "seeds": results}
         Path(args.out).write_text(json.dumps(record))
-    report(args, results, wall)
+    report(args, results, wall, schedules)
 
 
-def report(args: argparse.Namespace, results: list[dict[str, Run]], wall: float) -> None:
+def report(args: argparse.Namespace, results: list[dict[str, Run]], wall: float,
+           schedules: dict[str, list[tuple[float, int]]] | None = None) -> None:  # fmt: skip
     """Print the run's table: compute, naming, and how good the named cell and value are."""
     strategies = [s for s in args.strategies.split(",") if s]
-    sign = -1 if task_registry.get(args.task).direction == "minimize" else 1
+    maximize = task_registry.get(args.task).direction == "maximize"
+    sign = 1 if maximize else -1
+    for text, schedule in (schedules or {}).items():
+        strategies.append(f"staged {text}")
+        for res in results:
+            res[strategies[-1]] = staged(
+                res["exhaustive"]["trials"], schedule, args.max_steps, maximize
+            )
     print(
         f"{args.task}, cells {args.cells}, {args.trials} trials per cell, "
         f"{args.max_steps} steps, study file {args.study_file}, {args.seeds} seeds, "
