@@ -147,7 +147,7 @@ def run_strategy(
         named = pick(best, key=lambda c: best[c]) if best else None
         curve.append((spent, named, best.get(named) if named else None))
         values = sorted(t.intermediate_values.items())
-        trials.append({"cell": cell, "steps": steps, "values": values})
+        trials.append({"cell": cell, "steps": steps, "values": values, "value": t.value})
     return {"curve": curve, "best": best, "trials": trials}
 
 
@@ -173,7 +173,8 @@ def staged(trials: list[dict[str, Any]], schedule: list[tuple[float, int]], max_
 
     Every cell's trials train to the first stage's steps; the cells whose best value so far is
     best (as many as the stage keeps) go on to the next stage, and the last ones to max-steps.
-    A trial's value at a stage is the best it reported up to that step, so this is exact where
+    A trial's value at a stage is the best it reported up to that step (at its end, its own
+    value, which the trainer may take on more validation data), so this is exact where
     training does not depend on where it will stop (rnnopt's trainer has no schedule tied to
     max-steps) and the stages fall on evaluation steps (later ones are taken as the last
     evaluation before them). Compute is the steps the survivors' trials ran (a trial that
@@ -186,8 +187,14 @@ def staged(trials: list[dict[str, Any]], schedule: list[tuple[float, int]], max_
             by_cell.setdefault(t["cell"], []).append(t)
 
     def value(cell: str, upto: int) -> float:
-        seen = [sign * v for t in by_cell[cell] for step, v in t["values"]
-                if step <= upto and v is not None and math.isfinite(v)]  # fmt: skip
+        seen = []
+        for t in by_cell[cell]:
+            final = t.get("value")
+            if upto >= t["steps"] and final is not None and math.isfinite(final):
+                seen.append(sign * final)  # its end reached: its own value, as exhaustive's
+            else:
+                seen += [sign * v for step, v in t["values"]
+                         if step <= upto and v is not None and math.isfinite(v)]  # fmt: skip
         return max(seen, default=-math.inf)
 
     alive, spent, reached = list(by_cell), 0, 0
