@@ -36,8 +36,8 @@ torch.set_num_threads(1)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if HAVE_DATA:
-        os.environ.setdefault("RNNOPT_DATA", str(SHARED_DATA))
+    if HAVE_DATA and not os.environ.get("RNNOPT_DATA"):  # empty counts as unset, as above
+        os.environ["RNNOPT_DATA"] = str(SHARED_DATA)
 
 
 @pytest.fixture(scope="session")
