@@ -204,9 +204,9 @@ def staged(trials: list[dict[str, Any]], schedule: list[tuple[float, int]], max_
         spent += sum(min(t["steps"], upto) - min(t["steps"], reached)
                      for c in alive for t in by_cell[c])  # fmt: skip
         reached = upto
-        for c in alive:
-            best[c] = sign * value(c, upto)
-        alive = sorted(alive, key=lambda c: value(c, upto), reverse=True)[:keep]
+        scores = {c: value(c, upto) for c in alive}
+        best |= {c: sign * v for c, v in scores.items()}
+        alive = sorted(alive, key=scores.__getitem__, reverse=True)[:keep]
     named = alive[0] if alive and math.isfinite(best[alive[0]]) else None
     finite = {c: v for c, v in best.items() if math.isfinite(v)}
     return {"curve": [(spent, named, best.get(named) if named else None)], "best": finite}
