@@ -61,8 +61,10 @@ sys.path.insert(0, str(REPO))
 from rnnopt import tasks as task_registry  # noqa: E402
 from rnnopt._cli import run_cli  # noqa: E402
 from rnnopt.hpo import space as space_mod  # noqa: E402
+from rnnopt.hpo import staged as staged_mod  # noqa: E402
 from rnnopt.hpo.objective import make_objective  # noqa: E402
 from rnnopt.hpo.samplers import make_pruner, make_sampler  # noqa: E402
+from rnnopt.hpo.staged import trial_score  # noqa: E402
 from rnnopt.hpo.studyfile import load_study_file  # noqa: E402
 
 STRATEGIES = ("exhaustive", "tpe", "search", "halving")
@@ -152,19 +154,8 @@ def run_strategy(
 
 
 def parse_schedule(text: str) -> list[tuple[float, int]]:
-    """``"0.1:4,0.3:1"`` -> [(0.1, 4), (0.3, 1)]: at each fraction of max-steps, cells kept."""
-    stages = []
-    for part in text.split(","):
-        frac, _, keep = part.partition(":")
-        try:
-            stage = (float(frac), int(keep))
-        except ValueError:
-            msg = f"--staged {text!r}: expected FRACTION:CELLS,... such as 0.1:4,0.3:1"
-            raise ValueError(msg) from None
-        if not 0 < stage[0] < 1 or stage[1] < 1 or (stages and stage[0] <= stages[-1][0]):
-            raise ValueError(f"--staged {text!r}: fractions rising in (0, 1), cells kept >= 1")
-        stages.append(stage)
-    return stages
+    """``"0.1:4,0.3:1"`` -> [(0.1, 4), (0.3, 1)] (rnnopt.hpo.staged's, named for this flag)."""
+    return staged_mod.parse_schedule(text, label="--staged")
 
 
 def staged(trials: list[dict[str, Any]], schedule: list[tuple[float, int]], max_steps: int,
@@ -174,7 +165,8 @@ def staged(trials: list[dict[str, Any]], schedule: list[tuple[float, int]], max_
     Every cell's trials train to the first stage's steps; the cells whose best value so far is
     best (as many as the stage keeps) go on to the next stage, and the last ones to max-steps.
     A trial's value at a stage is the best it reported up to that step (at its end, its own
-    value, which the trainer may take on more validation data), so this is exact where
+    value, which the trainer may take on more validation data): the rule of the study mode
+    ``pruner = "staged"`` (rnnopt.hpo.staged.trial_score). So this is exact where
     training does not depend on where it will stop (rnnopt's trainer has no schedule tied to
     max-steps) and the stages fall on evaluation steps (later ones are taken as the last
     evaluation before them). Compute is the steps the survivors' trials ran (a trial that
@@ -187,15 +179,10 @@ def staged(trials: list[dict[str, Any]], schedule: list[tuple[float, int]], max_
             by_cell.setdefault(t["cell"], []).append(t)
 
     def value(cell: str, upto: int) -> float:
-        seen = []
-        for t in by_cell[cell]:
-            final = t.get("value")
-            if upto >= t["steps"] and final is not None and math.isfinite(final):
-                seen.append(sign * final)  # its end reached: its own value, as exhaustive's
-            else:
-                seen += [sign * v for step, v in t["values"]
-                         if step <= upto and v is not None and math.isfinite(v)]  # fmt: skip
-        return max(seen, default=-math.inf)
+        return max(
+            (trial_score(t["steps"], t["values"], t.get("value"), upto, sign)
+             for t in by_cell[cell]), default=-math.inf,
+        )  # fmt: skip
 
     alive, spent, reached = list(by_cell), 0, 0
     best: dict[str, float] = {}

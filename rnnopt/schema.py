@@ -40,6 +40,9 @@ EVOLVE_METRICS = "rnnopt.evolve.metrics"
 DATA = "rnnopt.data"
 # JSON {"seed": s, "trials": n}: a compare study's paired start-up (rnnopt/hpo/paired.py)
 PAIRED_STARTUP = "rnnopt.paired_startup"
+# JSON {"gates": [step, ...], "decisions": [{"gate", "step", "kept", "scores"}, ...]}: a compare
+# study under the staged filter across cells (rnnopt/hpo/staged.py), the same in each cell's
+STAGED = "rnnopt.staged"
 
 # Study modes: one study per (task, cell), one per task searching over cells, and the two
 # studies of an architecture-search run (their values are genome scores, not accuracies).

@@ -23,7 +23,7 @@ import logging
 import math
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -85,6 +85,7 @@ def make_objective(
     metric: str,
     artifact_store: Any,
     seed: int = 0,
+    gates: Sequence[int] = (),
 ) -> Callable[[optuna.trial.Trial], float]:
     """Return ``objective(trial) -> float`` for one study.
 
@@ -93,9 +94,16 @@ def make_objective(
     The training seed is ``seed + n`` where ``n`` is the number of the original trial, so a
     retried trial trains the same model as its crashed parent; a confirmation trial trains with
     its ``confirm_seed`` attribute and is never pruned.
+
+    ``gates``: the staged filter's steps (rnnopt/hpo/staged.py). A search trial stops at the
+    next gate it has not passed and raises ``staged.Parked``; called again on the same trial
+    once the gate let it through, it resumes from its checkpoint there.
     """
     from rnnopt import cells as cell_registry
+    from rnnopt.hpo import staged
     from rnnopt.train import TrainConfig, train
+
+    own_artifacts: dict[int, str] = {}  # trial number -> its checkpoint (a parked trial's)
 
     def objective(trial: optuna.trial.Trial) -> float:
         chosen, values = space_mod.suggest(trial, space)
@@ -125,11 +133,15 @@ def make_objective(
                 logger.info(
                     "trial %d resumes trial %s from its checkpoint at step %s",
                     trial.number,
-                    origin,
+                    trial.number if origin is None else origin,
                     trial.user_attrs.get(CHECKPOINT_STEP_ATTR),
                 )
 
-        state: dict[str, Any] = {"step": 0, "reason": None, "artifact": None}
+        state: dict[str, Any] = {
+            "step": 0, "reason": None, "artifact": own_artifacts.get(trial.number)
+        }
+        passed = int(trial.user_attrs.get(staged.GATES_PASSED_ATTR, 0))
+        pause_at = gates[passed] if not confirming and passed < len(gates) else None
 
         def on_eval(step: int, metrics: dict[str, float]) -> bool:
             state["step"] = step
@@ -151,6 +163,7 @@ def make_objective(
             own = state.get("artifact")
             if own is None:
                 state["artifact"] = _upload(artifact_store, trial, blob)
+                own_artifacts[trial.number] = state["artifact"]
                 trial.set_user_attr(CHECKPOINT_ATTR, state["artifact"])
             else:
                 artifact_store.write(own, io.BytesIO(blob))
@@ -160,10 +173,14 @@ def make_objective(
             # The study shows one progress display for the whole run; the trainer's own
             # per-step line would interleave between worker processes.
             result = train(config, on_eval=on_eval, on_checkpoint=on_checkpoint, resume=resume,
-                           progress=False)
+                           progress=False, pause_at=pause_at)
         except Exception as exc:
             mark_failed(trial, f"{type(exc).__name__}: {exc}")
             raise
+        if result.stop_reason == "paused":
+            trial.set_user_attr("steps", int(result.steps))
+            trial.set_user_attr(staged.GATE_VALUE_ATTR, [int(result.steps), result.best_valid])
+            raise staged.Parked(result.steps)
         _record(trial, result, metric)
         if result.stop_reason == "pruned":
             reason = state["reason"] or result.message or "pruned"

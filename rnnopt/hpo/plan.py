@@ -169,6 +169,12 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Pl
     pruner = _pick(args.pruner, fs.get("pruner"), DEFAULT_PRUNER)
     if pruner not in PRUNERS:
         raise ConfigError(f"unknown pruner {pruner!r}; allowed: {', '.join(PRUNERS)}")
+    if pruner == "staged" and mode != "compare":
+        others = ", ".join(p for p in PRUNERS if p != "staged")
+        raise ConfigError(
+            f"pruner 'staged' filters cells across their own studies, so it needs mode compare, "
+            f"not {mode!r}; allowed in mode {mode}: {others}"
+        )
     n_trials = _check_int(
         "--n-trials", _pick(args.n_trials, fs.get("n_trials"), DEFAULT_N_TRIALS), 1
     )

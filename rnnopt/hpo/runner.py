@@ -20,11 +20,13 @@ from rnnopt.hpo import confirm as confirm_mod
 from rnnopt.hpo import space as space_mod
 from rnnopt.hpo.plan import MAX_SEED, Plan, StudyDef
 from rnnopt.hpo.samplers import make_pruner, make_sampler, paired_trials
+from rnnopt.hpo.staged import Parked, StagedFilter
 
 __all__ = ["prepare_studies", "run_worker", "run_workers"]
 
 # Named as before the move into hpo/: the worker loop logs as the study command.
 logger = logging.getLogger("rnnopt.study")
+PARKED = "parked"  # _run_trial's outcome for a trial waiting at a staged filter's gate
 
 # --- the studies ------------------------------------------------------------------------------
 
@@ -38,7 +40,8 @@ def _attrs(plan: Plan, sd: StudyDef) -> dict[str, Any]:
         "rnnopt.mode": sd.mode,
         "rnnopt.space": json.loads(sd.space_json),
         "rnnopt.budget": {"n_trials": plan.n_trials, "max_steps": plan.max_steps}
-        | ({"confirm": plan.confirm} if plan.confirm else {}),
+        | ({"confirm": plan.confirm} if plan.confirm else {})
+        | ({"staged": _schedule(plan)} if plan.pruner == "staged" else {}),
         "rnnopt.version": rnnopt.__version__,
         "rnnopt.metric": sd.metric,
         "rnnopt.direction": sd.direction,
@@ -55,6 +58,14 @@ def _attrs(plan: Plan, sd: StudyDef) -> dict[str, Any]:
             else {}
         ),
     }
+
+
+def _schedule(plan: Plan) -> str:
+    """The staged filter's schedule as stored (``0.1:4,0.3:1``)."""
+    from rnnopt.hpo.staged import DEFAULT_SCHEDULE, parse_schedule
+
+    stages = parse_schedule(plan.pruner_options.get("schedule", DEFAULT_SCHEDULE))
+    return ",".join(f"{frac:g}:{keep}" for frac, keep in stages)
 
 
 def prepare_studies(plan: Plan) -> None:
@@ -121,6 +132,16 @@ def prepare_studies(plan: Plan) -> None:
             raise StorageError(
                 f"study {sd.name!r} was run with --max-steps {budget['max_steps']}, not "
                 f"{plan.max_steps}: trials of one study must share a budget; {hint}"
+            )
+        staged_now = _schedule(plan) if plan.pruner == "staged" else None
+        if summary.n_trials and budget.get("staged") != staged_now:
+            def what(schedule: Any) -> str:
+                return f"the staged filter {schedule}" if schedule else "no staged filter"
+
+            raise StorageError(
+                f"study {sd.name!r} in {plan.masked_url} was run with "
+                f"{what(budget.get('staged'))}, not {what(staged_now)}: the cells' trials "
+                f"must meet the same gates; {hint}"
             )
     for sd in plan.studies:
         study = optuna.create_study(
@@ -214,6 +235,8 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
     )
     loaded: dict[str, Any] = {}
     failures: dict[str, int] = {}  # failed trials per study in this run
+    stager: StagedFilter | None = None
+    gates: list[int] = []
     # The command shows the run's progress (rnnopt.progress); this per-study line is detail.
     say = progress or (lambda line: logger.debug("%s", line))
 
@@ -249,6 +272,7 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
                 metric=sd.metric,
                 artifact_store=store,
                 seed=plan.seed,
+                gates=gates,
             )
             # Failed trials do not count toward --n-trials; at most n_trials of them per run, so
             # that a study that always fails ends.
@@ -271,18 +295,47 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
                     with compat.quiet_experimental():
                         trial = study.ask()
                     storage.record_heartbeat(compat.trial_id_of(trial))
-                if _run_trial(study, trial, objective, storage, plan) == TrialState.FAIL:
-                    failures[sd.name] = failures.get(sd.name, 0) + 1
-                say(_progress_line(sd, study.get_trials(deepcopy=False), plan.n_trials))
+                run(sd, study, trial, objective)
         return pending
 
-    while one_pass() and time.monotonic() < deadline:
-        # Others' trials still run: wait, so that a dead worker's trial is retried here.
-        time.sleep(min(plan.heartbeat, 5))
+    def run(sd: StudyDef, study: Any, trial: Any, objective: Any) -> bool:
+        """Run one trial; True if it parked at a gate of the staged filter."""
+        outcome = _run_trial(study, trial, objective, storage, plan)
+        if outcome == TrialState.FAIL:
+            failures[sd.name] = failures.get(sd.name, 0) + 1
+        say(_progress_line(sd, study.get_trials(deepcopy=False), plan.n_trials))
+        if outcome is PARKED:
+            assert stager is not None
+            stager.park(sd, study, trial, objective)
+            return True
+        return False
+
+    if plan.pruner == "staged":
+        stager = StagedFilter(plan, storage, study_of)
+        gates = stager.gates
+    try:
+        while time.monotonic() < deadline:
+            pending = one_pass()
+            if stager is not None and stager.holding():
+                gave_up = {name for name, n in failures.items() if n >= plan.n_trials}
+                if stager.resolve(run, gave_up):
+                    continue  # trials went on, or ended: look at every study again
+                pending = True
+            if not pending:
+                break
+            # Others' trials still run: wait, so that a dead worker's trial is retried here.
+            time.sleep(min(plan.heartbeat, 5))
+    except BaseException:
+        if stager is not None:
+            stager.release("the run was interrupted")
+        raise
+    if stager is not None:
+        stager.release("the run ended (--timeout)")
 
 
 def _run_trial(study: Any, trial: Any, objective: Any, storage: Any, plan: Plan) -> Any:
-    """Run one trial and tell its outcome; returns the TrialState told."""
+    """Run one trial and tell its outcome; returns the TrialState told, or ``PARKED`` (not
+    told: it waits at a gate of the staged filter)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -293,6 +346,8 @@ def _run_trial(study: Any, trial: Any, objective: Any, storage: Any, plan: Plan)
     try:
         with st.Heartbeat(storage, plan.heartbeat, compat.trial_id_of(trial)):
             value = objective(trial)
+    except Parked:
+        return PARKED  # the trial stays RUNNING; the staged filter holds it
     except optuna.TrialPruned:
         study.tell(trial, state=TrialState.PRUNED)
         return TrialState.PRUNED

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "paper")
-PRUNERS = ("hyperband", "successive-halving", "median", "percentile", "none")
+PRUNERS = ("hyperband", "successive-halving", "median", "percentile", "staged", "none")
 
 # The constructor keyword arguments a study file may set, and their types.
 SAMPLER_OPTIONS: dict[str, dict[str, type]] = {
@@ -59,6 +59,7 @@ PRUNER_OPTIONS: dict[str, dict[str, type]] = {
         "min_resource": int, "reduction_factor": int, "min_early_stopping_rate": int,
         "bootstrap_count": int,
     },
+    "staged": {"schedule": str},  # rnnopt/hpo/staged.py
     "none": {},
 }  # fmt: skip
 MAX_STARTUP = 10  # Optuna's default for TPE and GP
@@ -218,6 +219,14 @@ def make_pruner(
                 **{"percentile": 25.0, "n_startup_trials": 2, "n_warmup_steps": eval_interval,
                    **opts}
             )  # fmt: skip
+        if name == "staged":
+            # The filter works across the cells' studies (rnnopt/hpo/staged.py); within a
+            # study nothing is pruned.
+            from rnnopt.hpo.staged import DEFAULT_SCHEDULE, gate_steps, parse_schedule
+
+            gate_steps(parse_schedule(opts.get("schedule", DEFAULT_SCHEDULE)), max_steps,
+                       eval_interval)  # fmt: skip
+            return optuna.pruners.NopPruner()
         if name == "none":
             return optuna.pruners.NopPruner()
     except (ValueError, TypeError) as exc:

@@ -47,7 +47,7 @@ class TrainResult:
     ``lr``.
     """
 
-    stop_reason: str  # finished | pruned | diverged | time_limit
+    stop_reason: str  # finished | pruned | diverged | time_limit | paused
     steps: int
     valid_metrics: dict[str, float]
     test_metrics: dict[str, float]
@@ -105,12 +105,18 @@ def train(
     on_checkpoint: OnCheckpoint | None = None,
     resume: bytes | None = None,
     progress: bool | None = None,
+    pause_at: int | None = None,
 ) -> TrainResult:
     """Train one model as ``config`` says; see docs/ARCHITECTURE.md for the contract.
 
     ``on_eval(step, metrics)`` returning True stops the run as "pruned". ``on_checkpoint``
     receives a checkpoint (bytes) every ``checkpoint_every`` evaluations unless the run stops
     there; ``resume`` continues from one (bit-identical to an uninterrupted run on CPU).
+    ``pause_at``: at the first evaluation at or after that step (before ``max_steps``) the run
+    hands ``on_checkpoint`` a checkpoint and stops as "paused", without its final evaluation;
+    resumed from that checkpoint it goes on as if it had never stopped (a run resumed at or
+    past ``pause_at`` returns "paused" at once). The staged filter (rnnopt/hpo/staged.py)
+    parks trials this way.
     ``progress``: a one-line progress display on stderr; default only when stderr is a TTY.
     A NaN or infinite loss or gradient norm ends the run as "diverged"; it never raises.
     Python's and torch's global random generators are seeded with ``config.seed``; a
@@ -126,7 +132,7 @@ def train(
         _check_resumable(config, payload["config"])
     run = _Run(config, on_eval, on_checkpoint, progress)
     try:
-        return run.execute(payload)
+        return run.execute(payload, pause_at)
     finally:
         run.close()
 
@@ -237,10 +243,12 @@ class _Run:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
-    def execute(self, payload: dict[str, Any] | None) -> TrainResult:
+    def execute(self, payload: dict[str, Any] | None, pause_at: int | None = None) -> TrainResult:
         cfg = self.cfg
         if payload is not None:
             self._restore(payload)
+        if pause_at is not None and pause_at <= self.step < cfg.max_steps:
+            return self._result("paused", f"paused at step {self.step}", {})
         self.stream = self.task.batches(
             "train", batch_size=cfg.batch_size, unroll=cfg.unroll, seed=cfg.seed
         )
@@ -285,14 +293,18 @@ class _Run:
                     reason = "time_limit"
                     message = f"time limit {cfg.time_limit:g}s reached at step {self.step}"
                     break
+                pause = pause_at is not None and pause_at <= self.step < cfg.max_steps
                 if self.step < cfg.max_steps and self.on_checkpoint is not None:
-                    if self.n_evals % cfg.checkpoint_every == 0:
+                    if pause or self.n_evals % cfg.checkpoint_every == 0:
                         self.elapsed_now = self.elapsed_before + time.monotonic() - start
                         self.on_checkpoint(self._checkpoint_bytes())
+                if pause:
+                    reason, message = "paused", f"paused at step {self.step}"
+                    break
         if self.progress is not None:
             self.progress.close()
         test: dict[str, float] = {}
-        if reason != "pruned" and self.best_state is not None:
+        if reason not in ("pruned", "paused") and self.best_state is not None:
             assert self.model is not None
             self.model.load_state_dict(self.best_state)
             if cfg.eval_batches is not None:
@@ -308,6 +320,9 @@ class _Run:
             reason, self.step, self.task.metric, self.best, self.task.metric,
             test.get(self.task.metric), self._tokens_per_s(),
         )  # fmt: skip
+        return self._result(reason, message, test)
+
+    def _result(self, reason: str, message: str, test: dict[str, float]) -> TrainResult:
         return TrainResult(
             stop_reason=reason,
             steps=self.step,
