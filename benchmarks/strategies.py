@@ -168,9 +168,9 @@ def staged(trials: list[dict[str, Any]], schedule: list[tuple[float, int]], max_
     value, which the trainer may take on more validation data): the rule of the study mode
     ``pruner = "staged"`` (rnnopt.hpo.staged.trial_score). So this is exact where
     training does not depend on where it will stop (rnnopt's trainer has no schedule tied to
-    max-steps) and the stages fall on evaluation steps (later ones are taken as the last
-    evaluation before them). Compute is the steps the survivors' trials ran (a trial that
-    stopped early, diverged or pruned, counts the steps it ran).
+    max-steps); each stage falls on the evaluation nearest its fraction (evaluations every
+    tenth of max-steps), as in the study mode. Compute is the steps the survivors' trials ran
+    (a trial that stopped early, diverged or pruned, counts the steps it ran).
     """
     sign = 1 if maximize else -1
     by_cell: dict[str, list[dict[str, Any]]] = {}
@@ -186,8 +186,8 @@ def staged(trials: list[dict[str, Any]], schedule: list[tuple[float, int]], max_
 
     alive, spent, reached = list(by_cell), 0, 0
     best: dict[str, float] = {}
-    for frac, keep in [*schedule, (1.0, 1)]:
-        upto = round(frac * max_steps)
+    gates = staged_mod.gate_steps(schedule, max_steps, max(1, max_steps // 10))
+    for upto, (_, keep) in zip([*gates, max_steps], [*schedule, (1.0, 1)], strict=True):
         spent += sum(min(t["steps"], upto) - min(t["steps"], reached)
                      for c in alive for t in by_cell[c])  # fmt: skip
         reached = upto

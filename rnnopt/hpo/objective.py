@@ -136,6 +136,7 @@ def make_objective(
                     trial.number if origin is None else origin,
                     trial.user_attrs.get(CHECKPOINT_STEP_ATTR),
                 )
+                _carry_curve(trial, int(trial.user_attrs.get(CHECKPOINT_STEP_ATTR) or 0))
 
         state: dict[str, Any] = {
             "step": 0, "reason": None, "artifact": own_artifacts.get(trial.number)
@@ -207,6 +208,23 @@ def retried_from(trial: optuna.trial.Trial) -> int | None:
     from rnnopt.storage.compat import stored_trial
 
     return stored_trial(trial).system_attrs.get("failed_trial")
+
+
+def _carry_curve(trial: optuna.trial.Trial, upto: int) -> None:
+    """A retry resumed from its parent's checkpoint reports the parent's evaluations up to it,
+    so that its curve (dashboard, pruners, the staged filter) starts at the first step."""
+    from rnnopt.storage.compat import stored_trial
+
+    stored = stored_trial(trial)
+    history = stored.system_attrs.get("retry_history")
+    if not history:
+        return
+    have = stored.intermediate_values
+    parent = next((t for t in trial.study.get_trials(deepcopy=False) if t.number == history[-1]),
+                  None)  # fmt: skip
+    for step, value in sorted(parent.intermediate_values.items() if parent else ()):
+        if step <= upto and step not in have:
+            trial.report(value, step)
 
 
 def mark_failed(trial: optuna.trial.Trial, reason: str) -> None:

@@ -213,6 +213,24 @@ def test_resume_is_bit_identical(small, monkeypatch, task_name: str, overrides: 
         assert torch.equal(a, b)
 
 
+def test_pause_checkpoints_and_stops_and_its_resume_is_the_uninterrupted_run(small) -> None:
+    """``pause_at`` (the staged filter's gates): a checkpoint at the first evaluation at or
+    after it, no final evaluation, and resuming from there is the run that never paused."""
+    config = small("arith", max_steps=30, eval_interval=10, eval_batches=2,
+                   checkpoint_every=5)  # fmt: skip
+    full = train(config)
+    blobs: list[bytes] = []
+    paused = train(config, on_checkpoint=blobs.append, pause_at=15)
+    assert (paused.stop_reason, paused.steps, len(blobs)) == ("paused", 20, 1)
+    assert paused.test_metrics == {} and paused.history == full.history[:2]
+    assert paused.best_valid == max(r["accuracy"] for _, r in full.history[:2])
+    again = train(config, resume=blobs[0], pause_at=20)  # at or past its gate: paused at once
+    assert (again.stop_reason, again.steps, again.history) == ("paused", 20, paused.history)
+    _assert_same(full, train(config, resume=blobs[0]))
+    # A gate on the last step is no pause: the run finishes.
+    assert train(config, pause_at=30).stop_reason == "finished"
+
+
 def _assert_same(a: TrainResult, b: TrainResult) -> None:
     assert a.history == b.history
     assert a.valid_metrics == b.valid_metrics and a.test_metrics == b.test_metrics
