@@ -15,7 +15,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from rnnopt import userdata
+from rnnopt import schema, userdata
 from rnnopt._cli import add_plugin_option, interrupt_between_storage_calls, run_cli, setup_logging
 from rnnopt.hpo import confirm as confirm_mod
 from rnnopt.hpo.plan import (
@@ -31,6 +31,7 @@ from rnnopt.hpo.plan import (
 )
 from rnnopt.hpo.runner import prepare_studies, run_workers
 from rnnopt.hpo.samplers import PRUNERS, SAMPLERS, paired_trials, startup_text
+from rnnopt.hpo.staged import filtered_cells, filtered_text
 
 __all__ = ["build_parser", "main"]
 
@@ -126,8 +127,11 @@ def summary_table(plan: Plan) -> str:
     cells = list(dict.fromkeys(c for sd in plan.studies for c in sd.cells))
     best: dict[tuple[str, str], tuple[float, int, int]] = {}
     confirmed: dict[str, dict[str, confirm_mod.Confirmation]] = {}
+    dropped: dict[str, dict[str, tuple[int, float | None]]] = {}  # by the staged filter
     for sd in plan.studies:
-        trials = optuna.load_study(study_name=sd.name, storage=storage).get_trials(deepcopy=False)
+        study = optuna.load_study(study_name=sd.name, storage=storage)
+        dropped[sd.task] = filtered_cells(study.user_attrs.get(schema.STAGED))
+        trials = study.get_trials(deepcopy=False)
         replaced = st.replaced_numbers(trials)  # a retried trial counts once, as its retry
         trials = [t for t in trials if t.number not in replaced]
         pick = max if sd.direction == "maximize" else min
@@ -165,11 +169,12 @@ def summary_table(plan: Plan) -> str:
                 row.append("")
                 continue
             v, done, pruned = best[(cell, t)]
-            text = (
-                f"{v:.4f}  [{done} trials, {pruned} pruned]"
-                if not math.isnan(v)
-                else f"-  [{done} trials, {pruned} pruned]"
-            )
+            shown = (
+                f"{v:.4f}" if not math.isnan(v)
+                else filtered_text(*dropped[t][cell]) if cell in dropped.get(t, {})
+                else "-"
+            )  # fmt: skip
+            text = f"{shown}  [{done} trials, {pruned} pruned]"
             conf = confirmed.get(t, {}).get(cell)
             if conf is not None:
                 text += "  " + confirm_mod.describe(

@@ -35,6 +35,7 @@ __all__ = [
     "GATE_VALUE_ATTR",
     "Parked",
     "StagedFilter",
+    "filtered_cells",
     "gate_steps",
     "parse_schedule",
     "trial_score",
@@ -98,6 +99,22 @@ def trial_score(steps: int | None, values: Iterable[tuple[int, float | None]],
         return sign * final
     seen = [sign * v for step, v in values if step <= upto and v is not None and math.isfinite(v)]
     return max(seen, default=-math.inf)
+
+
+def filtered_cells(record: Any) -> dict[str, tuple[int, float | None]]:
+    """The cells a stored staged filter (a study's ``rnnopt.staged``) dropped: cell -> (the
+    gate's step, the cell's value there)."""
+    out: dict[str, tuple[int, float | None]] = {}
+    for decision in (json_value(record) or {}).get("decisions", []):
+        for cell, value in decision["scores"].items():
+            if cell not in decision["kept"]:
+                out[cell] = (int(decision["step"]), value)
+    return out
+
+
+def filtered_text(step: int, value: float | None) -> str:
+    """How a table shows a cell the filter dropped."""
+    return f"filtered at step {step} ({_fmt(value)})"
 
 
 def _values(trial: Any) -> list[tuple[int, float | None]]:

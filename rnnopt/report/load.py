@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rnnopt import schema, userdata
 from rnnopt.errors import ConfigError, StorageError
 from rnnopt.hpo import confirm as confirm_mod
+from rnnopt.hpo.staged import filtered_cells
 from rnnopt.storage import DEFAULT_URL, mask_url, open_existing
 
 __all__ = ["Group", "float_attr", "int_attr", "load_groups", "shared_settings"]
@@ -31,6 +32,8 @@ class Group:
     trials: list[FrozenTrial] = field(default_factory=list)
     # Retrained best settings (rnnopt/hpo/confirm.py); never part of the search's trials above.
     confirmations: list[FrozenTrial] = field(default_factory=list)
+    # (step, value there) where the staged filter across cells dropped the cell (hpo/staged.py)
+    filtered: tuple[int, float | None] | None = None
 
     @property
     def key(self) -> str:
@@ -146,6 +149,7 @@ def load_groups(
             )
             if summary.study_name not in group.studies:
                 group.studies.append(summary.study_name)
+                group.filtered = filtered_cells(attrs.get(schema.STAGED)).get(cell, group.filtered)
             if confirm_mod.is_confirmation(trial):
                 group.confirmations.append(trial)
             else:

@@ -14,6 +14,7 @@ from rnnopt import paper
 from rnnopt import stats as rnnopt_stats
 from rnnopt.errors import ConfigError
 from rnnopt.hpo import confirm as confirm_mod
+from rnnopt.hpo.staged import filtered_text
 from rnnopt.report.analysis import PAIRED_COLUMNS, Report
 from rnnopt.report.load import float_attr
 from rnnopt.report.plots import write_plots
@@ -81,6 +82,8 @@ def table1_rows(report: Report) -> tuple[list[str], list[list[str]]]:
             ours = None if g is None or g.best is None else g.best.value
             theirs = paper.paper_value(cell, task)
             text = fmt(ours)
+            if ours is None and g is not None and g.filtered is not None:
+                text = filtered_text(*g.filtered)
             if theirs is not None:
                 text += f" (paper {theirs:g})"
             row.append(text)

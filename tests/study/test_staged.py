@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import signal
 import sys
 import time
@@ -128,6 +129,8 @@ def test_staged_study_trains_what_its_replay_on_the_exhaustive_comparison_says(
                        for t in ts)  # fmt: skip
             assert {t.user_attrs["steps"] for t in ts} == {[12, 30][gate]}
     assert "pruner staged" in res.stdout
+    for cell, (step, value) in staged.filtered_cells({"decisions": decisions}).items():
+        assert re.search(rf"(?m)^{cell} +filtered at step {step} \(", res.stdout), res.stdout
 
 
 def _parked_at_second_gate(url: str) -> bool:

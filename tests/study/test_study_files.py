@@ -30,6 +30,8 @@ def _tiny_copy(source: Path, dest: Path) -> Path:
     text = re.sub(r"(?m)^hidden_size = .*$", "hidden_size = 16", text)
     text = re.sub(r"(?m)^param_budget = .*$", "param_budget = 120000", text)
     text = re.sub(r"(?m)^eval_batches = .*\n", "", text)
+    # Gates of the staged filter one evaluation apart fit 4 steps only as one gate.
+    text = re.sub(r"(?m)^schedule = .*$", 'schedule = "0.5:1"', text)
     text = re.sub(r"(?m)^\[train\]\n", "[train]\neval_batches = 2\n", text, count=1)
     if "[train]" not in text:
         text += "\n[train]\neval_batches = 2\n"
