@@ -129,7 +129,7 @@ def test_staged_study_trains_what_its_replay_on_the_exhaustive_comparison_says(
                        for t in ts)  # fmt: skip
             assert {t.user_attrs["steps"] for t in ts} == {[12, 30][gate]}
     assert "pruner staged" in res.stdout
-    for cell, (step, value) in staged.filtered_cells({"decisions": decisions}).items():
+    for cell, (step, _) in staged.filtered_cells({"decisions": decisions}).items():
         assert re.search(rf"(?m)^{cell} +filtered at step {step} \(", res.stdout), res.stdout
 
 
