@@ -33,6 +33,7 @@ class Tally:
     pruned: int = 0
     failed: int = 0
     best: dict[str, tuple[float, str]] = field(default_factory=dict)
+    waiting: int = 0  # trials waiting at a gate of the staged filter (rnnopt/hpo/staged.py)
 
 
 def tally(studies: Sequence[Any], trials_of: Sequence[Sequence[Any]]) -> Tally:
@@ -45,6 +46,8 @@ def tally(studies: Sequence[Any], trials_of: Sequence[Sequence[Any]]) -> Tally:
     for sd, trials in zip(studies, trials_of, strict=True):
         replaced = confirm_mod.replaced_trials(trials)
         for t in trials:
+            if t.number not in replaced and _waiting(t):
+                out.waiting += 1
             if t.number in replaced or not t.state.is_finished():
                 continue
             out.done += t.state != TrialState.FAIL  # a failed trial leaves its slot (hpo/runner.py)
@@ -62,6 +65,19 @@ def tally(studies: Sequence[Any], trials_of: Sequence[Sequence[Any]]) -> Tally:
             if better:
                 out.best[sd.task] = (float(t.value), cell)
     return out
+
+
+def _waiting(trial: Any) -> bool:
+    """A RUNNING trial parked at a gate of the staged filter (not yet past the step where it
+    last waited)."""
+    from optuna.trial import TrialState
+
+    from rnnopt.hpo.staged import GATE_VALUE_ATTR
+
+    carried = trial.user_attrs.get(GATE_VALUE_ATTR)
+    if trial.state != TrialState.RUNNING or not isinstance(carried, list) or not carried:
+        return False
+    return int(carried[0]) >= max(trial.intermediate_values, default=0)
 
 
 class RunProgress:
@@ -95,7 +111,7 @@ class RunProgress:
         self._start = time.monotonic()
         self._first: int | None = None  # trials already done when the command started
         self._last_line = -math.inf
-        self._last_said: tuple[int, int, int] | None = None
+        self._last_said: tuple[int, int, int, int] | None = None
 
     # -- reading ------------------------------------------------------------------------------
     def poll(self) -> Tally:
@@ -137,9 +153,13 @@ class RunProgress:
         if done >= self.total:
             left = f"took {tqdm.format_interval(time.monotonic() - self._start)}"
         return (
-            f"trials {done}/{self.total} done, {counts.pruned} pruned, {counts.failed} failed; "
+            f"trials {done}/{self.total} done, {self.states_text(counts)}; "
             f"{self.best_text(counts)}; {left}"
         )
+
+    def states_text(self, counts: Tally) -> str:
+        waiting = f"{counts.waiting} waiting at a gate, " if counts.waiting else ""
+        return f"{waiting}{counts.pruned} pruned, {counts.failed} failed"
 
     # -- display ------------------------------------------------------------------------------
     def _show(self, counts: Tally, final: bool = False) -> None:
@@ -157,14 +177,13 @@ class RunProgress:
                 )
             self._bar.update(max(0, min(counts.done, self.total) - self._bar.n))  # feeds the ETA
             self._bar.set_postfix_str(
-                f"{counts.pruned} pruned, {counts.failed} failed, {self.best_text(counts)}",
-                refresh=False,
+                f"{self.states_text(counts)}, {self.best_text(counts)}", refresh=False
             )
             self._bar.refresh()
             if final:
                 self._bar.close()
             return
-        key = (counts.done, counts.pruned, counts.failed)
+        key = (counts.done, counts.pruned, counts.failed, counts.waiting)
         now = time.monotonic()
         due = now - self._last_line >= self.line_every_s
         if (final and key != self._last_said) or (due and key != self._last_said):

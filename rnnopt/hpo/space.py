@@ -9,7 +9,7 @@ chosen sampler's and pruner's options, rnnopt/hpo/samplers.py)::
     cells = ["lstm", "gru"]
     mode = "compare"   # compare | search
     sampler = "paper"  # tpe | random | gp | cmaes | qmc | paper
-    pruner = "none"    # hyperband | successive-halving | median | percentile | none
+    pruner = "none"    # hyperband | successive-halving | median | percentile | staged | none
     n_trials = 20
     max_steps = 2000
 

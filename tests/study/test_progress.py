@@ -51,6 +51,22 @@ def test_tally_counts_each_finished_trial_once_and_the_best_per_task(sqlite_url:
     assert tally([], []).done == 0
 
 
+def test_trials_waiting_at_a_gate_of_the_staged_filter_are_shown(sqlite_url: str) -> None:
+    studies = _studies(sqlite_url)
+    gru = optuna.load_study(study_name="xml/gru", storage=sqlite_url)
+    waiting = gru.ask()  # parked at step 700 (rnnopt/hpo/staged.py)
+    waiting.report(0.3, 700)
+    waiting.set_user_attr("staged_value", [700, 0.3])
+    going_on = gru.ask()  # passed its gate at 700 and evaluated since: training, not waiting
+    going_on.report(0.3, 700)
+    going_on.report(0.35, 1400)
+    going_on.set_user_attr("staged_value", [700, 0.3])
+    progress = RunProgress(sqlite_url, studies, 10, stream=io.StringIO())
+    counts = progress.poll()
+    assert (counts.done, counts.waiting) == (6, 1)
+    assert progress.line(counts).startswith("trials 6/10 done, 1 waiting at a gate, 1 pruned, ")
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
