@@ -13,6 +13,7 @@ import argparse
 import math
 import shlex
 import sys
+from collections import Counter
 from collections.abc import Sequence
 
 from rnnopt import schema, userdata
@@ -31,7 +32,7 @@ from rnnopt.hpo.plan import (
 )
 from rnnopt.hpo.runner import prepare_studies, run_workers
 from rnnopt.hpo.samplers import PRUNERS, SAMPLERS, paired_trials, startup_text
-from rnnopt.hpo.staged import filtered_cells, filtered_text
+from rnnopt.hpo.staged import filtered_cells, filtered_text, finalists
 
 __all__ = ["build_parser", "main"]
 
@@ -227,9 +228,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from rnnopt.progress import RunProgress
 
-    total = len(plan.studies) * plan.n_trials + plan.confirm * sum(
-        len(sd.cells) for sd in plan.studies
-    )
+    confirmed = sum(len(sd.cells) for sd in plan.studies)  # cells whose best is retrained
+    if plan.pruner == "staged":
+        per_task = Counter(sd.task for sd in plan.studies)
+        confirmed = sum(finalists(plan.pruner_options, n) for n in per_task.values())
+    total = len(plan.studies) * plan.n_trials + plan.confirm * confirmed
     with RunProgress(plan.url, plan.studies, total, stream=sys.stderr):
         failed = run_workers(plan)
     print(summary_table(plan), flush=True)

@@ -62,9 +62,9 @@ def _attrs(plan: Plan, sd: StudyDef) -> dict[str, Any]:
 
 def _schedule(plan: Plan) -> str:
     """The staged filter's schedule as stored (``0.1:4,0.3:1``)."""
-    from rnnopt.hpo.staged import DEFAULT_SCHEDULE, parse_schedule
+    from rnnopt.hpo.staged import schedule_of
 
-    stages = parse_schedule(plan.pruner_options.get("schedule", DEFAULT_SCHEDULE))
+    stages = schedule_of(plan.pruner_options)
     return ",".join(f"{frac:g}:{keep}" for frac, keep in stages)
 
 

@@ -222,10 +222,9 @@ def make_pruner(
         if name == "staged":
             # The filter works across the cells' studies (rnnopt/hpo/staged.py); within a
             # study nothing is pruned.
-            from rnnopt.hpo.staged import DEFAULT_SCHEDULE, gate_steps, parse_schedule
+            from rnnopt.hpo.staged import gate_steps, schedule_of
 
-            gate_steps(parse_schedule(opts.get("schedule", DEFAULT_SCHEDULE)), max_steps,
-                       eval_interval)  # fmt: skip
+            gate_steps(schedule_of(opts), max_steps, eval_interval)
             return optuna.pruners.NopPruner()
         if name == "none":
             return optuna.pruners.NopPruner()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from rnnopt import schema
@@ -36,8 +36,10 @@ __all__ = [
     "Parked",
     "StagedFilter",
     "filtered_cells",
+    "finalists",
     "gate_steps",
     "parse_schedule",
+    "schedule_of",
     "trial_score",
 ]
 
@@ -70,6 +72,16 @@ def parse_schedule(text: str, label: str = "[pruner] schedule") -> list[tuple[fl
             raise ConfigError(f"{label} {text!r}: allowed: {example}, cells kept >= 1")
         stages.append(stage)
     return stages
+
+
+def schedule_of(pruner_options: Mapping[str, Any]) -> list[tuple[float, int]]:
+    """The schedule a plan's ``[pruner]`` options give (the default where they give none)."""
+    return parse_schedule(pruner_options.get("schedule", DEFAULT_SCHEDULE))
+
+
+def finalists(pruner_options: Mapping[str, Any], n_cells: int) -> int:
+    """How many of a task's ``n_cells`` cells pass the last gate (and can be confirmed)."""
+    return min(n_cells, schedule_of(pruner_options)[-1][1])
 
 
 def gate_steps(schedule: Sequence[tuple[float, int]], max_steps: int, eval_interval: int
@@ -161,7 +173,7 @@ class StagedFilter:
         self.plan = plan
         self.storage = storage
         self.study_of = study_of
-        self.schedule = parse_schedule(plan.pruner_options.get("schedule", DEFAULT_SCHEDULE))
+        self.schedule = schedule_of(plan.pruner_options)
         self.gates = gate_steps(self.schedule, plan.max_steps, plan.eval_interval)
         self.parked: list[tuple[Any, Any, Any, Any]] = []  # (sd, study, trial, objective)
         self.decided: dict[tuple[str, int], dict[str, Any]] = {}

@@ -46,17 +46,22 @@ def _all(url: str) -> dict[str, list[optuna.trial.FrozenTrial]]:
     return {c: slots(trials(url, f"xml/{c}")) for c in CELLS}
 
 
-def _decisions(url: str) -> list[dict]:
+def _decisions_of(url: str, cells: list[str]) -> list[dict]:
     storage = optuna.storages.RDBStorage(url)
     try:
         attrs = [optuna.load_study(study_name=f"xml/{c}", storage=storage).user_attrs
-                 for c in CELLS]  # fmt: skip
+                 for c in cells]  # fmt: skip
     finally:
         storage.engine.dispose()
     records = [a["rnnopt.staged"] for a in attrs]
     assert all(r == records[0] for r in records)  # every cell's study holds the same record
-    assert records[0]["gates"] == [12, 30]  # 0.2 and 0.5 of 60 steps, on evaluations (every 6)
     return records[0]["decisions"]
+
+
+def _decisions(url: str) -> list[dict]:
+    decisions = _decisions_of(url, CELLS)
+    assert [d["step"] for d in decisions] == [12, 30]  # 0.2 and 0.5 of 60, on evaluations
+    return decisions
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +191,26 @@ def test_staged_is_refused_where_it_cannot_work(tmp_path: Path, sqlite_url: str)
     res = run([*base[:4], "--study-file", str(bad), *base[6:]], tmp_path)
     assert res.returncode == 2 and "apart and before max_steps" in res.stderr
     assert "Traceback" not in res.stderr and not Path(sqlite_url[10:]).exists()
+
+
+@pytest.mark.slow
+def test_confirmation_retrains_the_finalists_only(tmp_path: Path, sqlite_url: str) -> None:
+    """Keeping two cells past the last gate and --confirm 2: both finalists' best settings are
+    retrained with two seeds, the dropped cell gets none, and the run counts them right."""
+    study = tiny_study(tmp_path, max_steps=30, n_trials=1, eval_interval=10,
+                       extra=f'{SMALL_XML}\n[pruner]\nschedule = "0.34:2"')  # fmt: skip
+    res = run(["--task", "xml", "--cells", "tanh,gru,mut1", "--study-file", str(study),
+               "--pruner", "staged", "--confirm", "2", "--storage", sqlite_url,
+               "--workers", "1", "--seed", "2"], tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    [decision] = _decisions_of(sqlite_url, ["tanh", "gru", "mut1"])
+    assert decision["step"] == 10 and len(decision["kept"]) == 2
+    for cell in ("tanh", "gru", "mut1"):
+        confirming = [t for t in trials(sqlite_url, f"xml/{cell}")
+                      if "confirm_seed" in t.user_attrs]  # fmt: skip
+        assert len(confirming) == (2 if cell in decision["kept"] else 0), cell
+        assert all(t.state == TrialState.COMPLETE for t in confirming)
+        line = next(x for x in res.stdout.splitlines() if x.startswith(f"{cell} "))
+        assert ("confirm " in line) == (cell in decision["kept"]), line
+        assert ("filtered at step 10" in line) == (cell not in decision["kept"]), line
+    assert "trials 7/7 done" in res.stderr  # 3 searched + 2 x 2 confirmations
