@@ -203,6 +203,8 @@ class StagedFilter:
             progress = False
             for entry in list(self.parked):
                 sd, study, trial, objective = entry
+                if not self._still_mine(entry):
+                    continue
                 gate = int(trial.user_attrs.get(GATES_PASSED_ATTR, 0))
                 decision = self.decision(sd.task, gate, gave_up)
                 if decision is None:
@@ -236,7 +238,10 @@ class StagedFilter:
         from rnnopt.hpo.objective import mark_failed
         from rnnopt.storage import compat
 
-        for _, study, trial, _ in self.parked:
+        for entry in list(self.parked):
+            _, study, trial, _ = entry
+            if not self._still_mine(entry):
+                continue
             self.beat.release(compat.trial_id_of(trial))
             mark_failed(trial, f"{why} while it waited at the staged filter's gate; queued for "
                         "a retry")  # fmt: skip
@@ -244,6 +249,20 @@ class StagedFilter:
             st.requeue(study, compat.stored_trial(trial), self.plan.max_retry)
         self.parked.clear()
         self.beat.close()
+
+    def _still_mine(self, entry: tuple[Any, Any, Any, Any]) -> bool:
+        """Whether a parked trial is still RUNNING; if another worker failed it as stale (this
+        one stalled past the grace period), its retry goes on without this worker."""
+        from optuna.trial import TrialState
+
+        from rnnopt.storage import compat
+
+        trial = entry[2]
+        if compat.stored_trial(trial).state == TrialState.RUNNING:
+            return True
+        self.parked.remove(entry)
+        self.beat.release(compat.trial_id_of(trial))
+        return False
 
     # --- decisions -------------------------------------------------------------------------
     def decision(self, task: str, gate: int, gave_up: set[str]) -> dict[str, Any] | None:
@@ -278,6 +297,7 @@ class StagedFilter:
 
     def _decide(self, group: Sequence[Any], gate: int, gave_up: set[str]) -> dict[str, Any] | None:
         from rnnopt.hpo import confirm as confirm_mod
+        from rnnopt.hpo.runner import _slots_used
 
         if gate == 0:
             alive = [sd.cell for sd in group]
@@ -296,8 +316,7 @@ class StagedFilter:
                 t for t in self.study_of(sd).get_trials(deepcopy=False)
                 if not confirm_mod.is_confirmation(t)
             ]  # fmt: skip
-            counted = sum(t.state.name != "FAIL" for t in trials)
-            if counted < self.plan.n_trials and sd.name not in gave_up:
+            if _slots_used(trials) < self.plan.n_trials and sd.name not in gave_up:
                 return None  # trials still to be drawn
             if not all(_at_gate(t, gate, step) for t in trials):
                 return None
