@@ -67,6 +67,7 @@ def note_markdown(study_name: str, user_attrs: dict[str, Any]) -> str:
         lines += ["## Paired start-up", "", f"Trials 0 to {paired['trials'] - 1} train the "
                   f"same settings in every cell's study (pairing seed {paired['seed']}): the "
                   "report's shared-settings table compares the cells on them.", ""]
+    lines += _staged_lines(a)
     if "rnnopt.space" in a:
         lines += ["## Search space", "", "```json", _pretty_json(a["rnnopt.space"]), "```", ""]
     if "rnnopt.data" in a:  # the user's files (SHA-256) and the options that shaped them
@@ -83,6 +84,28 @@ def note_markdown(study_name: str, user_attrs: dict[str, Any]) -> str:
         "are the validation metric keyed by training step.",
     ]
     return "\n".join(lines)
+
+
+def _staged_lines(a: dict[str, Any]) -> list[str]:
+    """The staged filter across cells (rnnopt/hpo/staged.py): its schedule, and each gate's
+    decision once taken."""
+    schedule = (json_value(a.get("rnnopt.budget")) or {}).get("staged")
+    if not schedule:
+        return []
+    lines = ["## Staged filter", "", f"Schedule `{schedule}` (fraction of the steps: cells "
+             "kept). Every cell's trials wait at each gate until all have reached it; the "
+             "best cells' trials go on, the others end pruned with the gate in their `reason`.",
+             ""]  # fmt: skip
+    decisions = (json_value(a.get(schema.STAGED)) or {}).get("decisions", [])
+    if decisions:
+        lines += ["| gate | step | kept | value of each cell there |", "|---|---|---|---|"]
+        for d in decisions:
+            values = ", ".join(
+                f"{cell} {'none' if v is None else f'{v:.4g}'}" for cell, v in d["scores"].items()
+            )
+            lines.append(f"| {d['gate'] + 1} | {d['step']} | {', '.join(d['kept'])} | {values} |")
+        lines.append("")
+    return lines
 
 
 def set_metric_name(study: optuna.Study, metric: str) -> None:

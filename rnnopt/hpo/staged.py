@@ -327,11 +327,14 @@ class StagedFilter:
         return {"gate": gate, "step": step, "kept": kept, "scores": scores}
 
     def _store(self, group: Sequence[Any], found: dict[str, Any]) -> None:
+        from rnnopt.hpo.runner import _write_note
+
         for sd in group:
             study_id, record = self._record(sd)
             decisions = record.get("decisions", [])[: found["gate"]]
             record.update(gates=self.gates, decisions=[*decisions, found])
             self.storage.set_study_user_attr(study_id, schema.STAGED, record)
+            _write_note(self.study_of(sd))  # the dashboard's note shows the decisions
         kept = ", ".join(found["kept"])
         logger.info("staged filter, %s gate %d (step %d): kept %s", group[0].task,
                     found["gate"] + 1, found["step"], kept)  # fmt: skip

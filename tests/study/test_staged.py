@@ -134,6 +134,10 @@ def test_staged_study_trains_what_its_replay_on_the_exhaustive_comparison_says(
                        for t in ts)  # fmt: skip
             assert {t.user_attrs["steps"] for t in ts} == {[12, 30][gate]}
     assert "pruner staged" in res.stdout
+    from optuna_dashboard import get_note
+
+    note = get_note(optuna.load_study(study_name=f"xml/{named}", storage=staged_url))
+    assert "## Staged filter" in note and f"| 2 | 30 | {named} | " in note
     for cell, (step, _) in staged.filtered_cells({"decisions": decisions}).items():
         assert re.search(rf"(?m)^{cell} +filtered at step {step} \(", res.stdout), res.stdout
 
