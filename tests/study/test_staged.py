@@ -4,11 +4,9 @@ after SIGKILL while trials wait at a gate, and its bad settings refused."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import signal
-import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -16,7 +14,7 @@ from types import ModuleType
 import optuna
 import pytest
 from optuna.trial import TrialState
-from study_helpers import REPO, popen, run, slots, tiny_study, trials
+from study_helpers import popen, run, slots, tiny_study, trials
 
 from rnnopt.errors import ConfigError
 from rnnopt.hpo import staged
@@ -62,16 +60,6 @@ def _decisions(url: str) -> list[dict]:
     decisions = _decisions_of(url, CELLS)
     assert [d["step"] for d in decisions] == [12, 30]  # 0.2 and 0.5 of 60, on evaluations
     return decisions
-
-
-@pytest.fixture(scope="module")
-def strategies() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("strategies", REPO / "benchmarks/strategies.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["strategies"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_gates_fall_on_evaluations_and_must_be_apart() -> None:

@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def strategies() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("strategies", REPO / "benchmarks/strategies.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["strategies"] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 def _trial(cell: str, values: list[float], value: float | None = None, every: int = 10) -> dict:
     """A trial's record; ``value`` its own (the trainer's final evaluation, on more data)."""
