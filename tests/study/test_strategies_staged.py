@@ -7,6 +7,7 @@ from types import ModuleType
 
 import pytest
 
+
 def _trial(cell: str, values: list[float], value: float | None = None, every: int = 10) -> dict:
     """A trial's record; ``value`` its own (the trainer's final evaluation, on more data)."""
     return {"cell": cell, "steps": every * len(values), "value": value,
