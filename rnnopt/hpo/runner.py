@@ -318,7 +318,7 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
             pending = one_pass()
             if stager is not None and stager.holding():
                 gave_up = {name for name, n in failures.items() if n >= plan.n_trials}
-                if stager.resolve(run, gave_up):
+                if stager.resolve(run, gave_up, deadline):
                     continue  # trials went on, or ended: look at every study again
                 pending = True
             if not pending:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -189,10 +190,12 @@ class StagedFilter:
     def holding(self) -> bool:
         return bool(self.parked)
 
-    def resolve(self, run: Callable[[Any, Any, Any, Any], Any], gave_up: set[str]) -> bool:
-        """Act on every parked trial whose gate is decided: ``run(sd, study, trial,
-        objective)`` resumes a kept one (which calls :meth:`park` if it stops at the next
-        gate); the others end PRUNED. Returns whether anything was done."""
+    def resolve(self, run: Callable[[Any, Any, Any, Any], Any], gave_up: set[str],
+                deadline: float = math.inf) -> bool:  # fmt: skip
+        """Act on every parked trial whose gate is decided, until ``deadline`` (monotonic
+        clock): ``run(sd, study, trial, objective)`` resumes a kept one (which calls
+        :meth:`park` if it stops at the next gate); the others end PRUNED. Returns whether
+        anything was done."""
         from optuna.trial import TrialState
 
         from rnnopt.storage import compat
@@ -203,6 +206,8 @@ class StagedFilter:
             progress = False
             for entry in list(self.parked):
                 sd, study, trial, objective = entry
+                if time.monotonic() >= deadline:
+                    return acted
                 if not self._still_mine(entry):
                     continue
                 gate = int(trial.user_attrs.get(GATES_PASSED_ATTR, 0))
