@@ -206,3 +206,26 @@ def test_confirmation_retrains_the_finalists_only(tmp_path: Path, sqlite_url: st
         assert ("confirm " in line) == (cell in decision["kept"]), line
         assert ("filtered at step 10" in line) == (cell not in decision["kept"]), line
     assert "trials 7/7 done" in res.stderr  # 3 searched + 2 x 2 confirmations
+
+
+@pytest.mark.slow
+def test_a_timeout_queues_the_waiting_trials_and_a_rerun_finishes(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    args = _args(tmp_path, sqlite_url, "staged")
+    res = run([*args, "--timeout", "1"], tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    released = [t for c in CELLS for t in trials(sqlite_url, f"xml/{c}")
+                if t.state == TrialState.FAIL]  # fmt: skip
+    assert released and all("(--timeout) while it waited at the staged filter's gate"
+                            in t.user_attrs["reason"] for t in released)  # fmt: skip
+    res = run(args, tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    done = _all(sqlite_url)
+    assert all(len(ts) == 2 and all(t.state.is_finished() for t in ts) for ts in done.values())
+    retries = [t for ts in done.values() for t in ts
+               if t.system_attrs.get("failed_trial") is not None]  # fmt: skip
+    assert len(retries) == len(released)
+    # from the gate where they waited (a survivor's last resume is at the next gate)
+    assert all(t.user_attrs["resumed_from_step"] >= 12 for t in retries)
+    assert [d["step"] for d in _decisions(sqlite_url)] == [12, 30]
