@@ -31,7 +31,7 @@ import optuna
 from rnnopt.hpo import confirm as confirm_mod
 from rnnopt.hpo import space as space_mod
 
-__all__ = ["make_objective", "mark_failed", "retried_from", "train_settings"]
+__all__ = ["make_objective", "mark_failed", "mark_stopped", "retried_from", "train_settings"]
 
 # Named as before the move into hpo/: log lines read `rnnopt.objective: trial 3 of ...`.
 logger = logging.getLogger("rnnopt.objective")
@@ -229,7 +229,13 @@ def _carry_curve(trial: optuna.trial.Trial, upto: int) -> None:
 
 def mark_failed(trial: optuna.trial.Trial, reason: str) -> None:
     """Record why a trial failed (``stop_reason=failed``, ``reason`` cut to 1,000 characters)."""
-    trial.set_user_attr("stop_reason", "failed")
+    mark_stopped(trial, "failed", reason)
+
+
+def mark_stopped(trial: optuna.trial.Trial, stop_reason: str, reason: str) -> None:
+    """Record how and why a trial stopped outside training (``stop_reason`` one of
+    ``schema.STOP_REASONS``; ``reason`` cut to 1,000 characters)."""
+    trial.set_user_attr("stop_reason", stop_reason)
     trial.set_user_attr("reason", reason[:1000])
 
 

@@ -198,6 +198,7 @@ class StagedFilter:
         anything was done."""
         from optuna.trial import TrialState
 
+        from rnnopt.hpo.objective import mark_stopped
         from rnnopt.storage import compat
 
         acted = False
@@ -228,8 +229,7 @@ class StagedFilter:
                     f"{decision['step']}): {sd.task} {sd.metric} {_fmt(scores.get(sd.cell))}, "
                     f"cell ranked {rank + 1} of {len(scores)}, {len(decision['kept'])} kept"
                 )
-                trial.set_user_attr("stop_reason", "pruned")
-                trial.set_user_attr("reason", reason)
+                mark_stopped(trial, "pruned", reason)
                 study.tell(trial, state=TrialState.PRUNED)
                 logger.debug("trial %d of %s %s", trial.number, sd.name, reason)
         return acted
