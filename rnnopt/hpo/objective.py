@@ -37,6 +37,7 @@ __all__ = ["make_objective", "mark_failed", "mark_stopped", "retried_from", "tra
 logger = logging.getLogger("rnnopt.objective")
 
 CHECKPOINT_ATTR = "checkpoint_artifact"
+CHECKPOINT_OWNER_ATTR = "checkpoint_trial"  # the trial whose run wrote checkpoint_artifact
 CHECKPOINT_STEP_ATTR = "checkpoint_step"
 RESUMED_ATTR = "resumed_from_step"
 
@@ -96,14 +97,13 @@ def make_objective(
     its ``confirm_seed`` attribute and is never pruned.
 
     ``gates``: the staged filter's steps (rnnopt/hpo/staged.py). A search trial stops at the
-    next gate it has not passed and raises ``staged.Parked``; called again on the same trial
-    once the gate let it through, it resumes from its checkpoint there.
+    next gate it has not passed and raises ``staged.Parked``; once the gate lets it through it
+    is queued again (WAITING), and whichever worker claims it resumes it from its checkpoint.
     """
     from rnnopt import cells as cell_registry
     from rnnopt.hpo import staged
     from rnnopt.train import TrainConfig, train
 
-    own_artifacts: dict[int, str] = {}  # trial number -> its checkpoint (a parked trial's)
 
     def objective(trial: optuna.trial.Trial) -> float:
         chosen, values = space_mod.suggest(trial, space)
@@ -139,7 +139,12 @@ def make_objective(
                 _carry_curve(trial, int(trial.user_attrs.get(CHECKPOINT_STEP_ATTR) or 0))
 
         state: dict[str, Any] = {
-            "step": 0, "reason": None, "artifact": own_artifacts.get(trial.number)
+            "step": 0, "reason": None,
+            # A trial that resumes its own checkpoint (the staged filter let it through a gate)
+            # overwrites it; a retry's first checkpoint is an artifact of its own.
+            "artifact": artifact_id
+            if artifact_id and trial.user_attrs.get(CHECKPOINT_OWNER_ATTR) == trial.number
+            else None,
         }
         passed = int(trial.user_attrs.get(staged.GATES_PASSED_ATTR, 0))
         pause_at = gates[passed] if not confirming and passed < len(gates) else None
@@ -164,8 +169,8 @@ def make_objective(
             own = state.get("artifact")
             if own is None:
                 state["artifact"] = _upload(artifact_store, trial, blob)
-                own_artifacts[trial.number] = state["artifact"]
                 trial.set_user_attr(CHECKPOINT_ATTR, state["artifact"])
+                trial.set_user_attr(CHECKPOINT_OWNER_ATTR, trial.number)
             else:
                 artifact_store.write(own, io.BytesIO(blob))
             trial.set_user_attr(CHECKPOINT_STEP_ATTR, state["step"])

@@ -295,20 +295,14 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
                     with compat.quiet_experimental():
                         trial = study.ask()
                     storage.record_heartbeat(compat.trial_id_of(trial))
-                run(sd, study, trial, objective)
+                outcome = _run_trial(study, trial, objective, storage, plan)
+                if outcome == TrialState.FAIL:
+                    failures[sd.name] = failures.get(sd.name, 0) + 1
+                elif outcome is PARKED:
+                    assert stager is not None
+                    stager.park(sd, study, trial)
+                say(_progress_line(sd, study.get_trials(deepcopy=False), plan.n_trials))
         return pending
-
-    def run(sd: StudyDef, study: Any, trial: Any, objective: Any) -> bool:
-        """Run one trial; True if it parked at a gate of the staged filter."""
-        outcome = _run_trial(study, trial, objective, storage, plan)
-        if outcome == TrialState.FAIL:
-            failures[sd.name] = failures.get(sd.name, 0) + 1
-        say(_progress_line(sd, study.get_trials(deepcopy=False), plan.n_trials))
-        if outcome is PARKED:
-            assert stager is not None
-            stager.park(sd, study, trial, objective)
-            return True
-        return False
 
     if plan.pruner == "staged":
         stager = StagedFilter(plan, storage, study_of)
@@ -318,19 +312,16 @@ def run_worker(plan: Plan, index: int = 0, progress: Callable[[str], None] | Non
             pending = one_pass()
             if stager is not None and stager.holding():
                 gave_up = {name for name, n in failures.items() if n >= plan.n_trials}
-                if stager.resolve(run, gave_up, deadline):
-                    continue  # trials went on, or ended: look at every study again
+                if stager.resolve(gave_up):
+                    continue  # kept trials queued again, or trials ended: claim and go on
                 pending = True
             if not pending:
                 break
             # Others' trials still run: wait, so that a dead worker's trial is retried here.
             time.sleep(min(plan.heartbeat, 5))
-    except BaseException:
+    finally:
         if stager is not None:
-            stager.release("the run was interrupted")
-        raise
-    if stager is not None:
-        stager.release("the run ended (--timeout)")
+            stager.release()
 
 
 def _run_trial(study: Any, trial: Any, objective: Any, storage: Any, plan: Plan) -> Any:

@@ -14,16 +14,16 @@ the objective raises :class:`Parked`, and the worker keeps the trial RUNNING (it
 beats) while it trains the others. Once every trial of the cells still in has reached the gate
 or ended, the gate's decision (cells kept, each cell's value) is taken once, under the first
 study's lock, and stored in every study of the task (``rnnopt.staged``); the parked trials of
-kept cells resume from their checkpoints, the others end PRUNED with the reason. A worker that
+kept cells are queued again (RUNNING -> WAITING), so that whichever worker is free claims one
+and resumes it from its checkpoint, and the others end PRUNED with the reason. A worker that
 dies leaves its parked trials to go stale: their retries inherit the checkpoint and park again
-at once; a run that ends (``--timeout``, Ctrl-C) queues its parked trials for a retry itself.
+at once; a run that ends (``--timeout``, Ctrl-C) queues its parked trials again itself.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -176,97 +176,87 @@ class StagedFilter:
         self.study_of = study_of
         self.schedule = schedule_of(plan.pruner_options)
         self.gates = gate_steps(self.schedule, plan.max_steps, plan.eval_interval)
-        self.parked: list[tuple[Any, Any, Any, Any]] = []  # (sd, study, trial, objective)
+        self.parked: list[tuple[Any, Any, Any]] = []  # (sd, study, trial)
         self.decided: dict[tuple[str, int], dict[str, Any]] = {}
         self.beat = st.Heartbeat(storage, plan.heartbeat)
 
     # --- parking ---------------------------------------------------------------------------
-    def park(self, sd: Any, study: Any, trial: Any, objective: Any) -> None:
+    def park(self, sd: Any, study: Any, trial: Any) -> None:
         from rnnopt.storage import compat
 
         self.beat.hold(compat.trial_id_of(trial))
-        self.parked.append((sd, study, trial, objective))
+        self.parked.append((sd, study, trial))
 
     def holding(self) -> bool:
         return bool(self.parked)
 
-    def resolve(self, run: Callable[[Any, Any, Any, Any], Any], gave_up: set[str],
-                deadline: float = math.inf) -> bool:  # fmt: skip
-        """Act on every parked trial whose gate is decided, until ``deadline`` (monotonic
-        clock): ``run(sd, study, trial, objective)`` resumes a kept one (which calls
-        :meth:`park` if it stops at the next gate); the others end PRUNED. Returns whether
-        anything was done."""
+    def resolve(self, gave_up: set[str]) -> bool:
+        """Act on every parked trial whose gate is decided: a kept cell's trial is queued again
+        (WAITING: whichever worker is free claims it and resumes it from its checkpoint), the
+        others end PRUNED. Returns whether anything was done."""
         from optuna.trial import TrialState
 
         from rnnopt.hpo.objective import mark_stopped
-        from rnnopt.storage import compat
 
         acted = False
-        progress = True
-        while progress:
-            progress = False
-            for entry in list(self.parked):
-                sd, study, trial, objective = entry
-                if time.monotonic() >= deadline:
-                    return acted
-                if not self._still_mine(entry):
-                    continue
-                gate = int(trial.user_attrs.get(GATES_PASSED_ATTR, 0))
-                decision = self.decision(sd.task, gate, gave_up)
-                if decision is None:
-                    continue
-                self.parked.remove(entry)
-                self.beat.release(compat.trial_id_of(trial))
-                progress = acted = True
-                if sd.cell in decision["kept"]:
-                    trial.set_user_attr(GATES_PASSED_ATTR, gate + 1)
-                    run(sd, study, trial, objective)  # parks it again (park()) at the next gate
-                    continue
-                scores = decision["scores"]
-                rank = sorted(scores, key=lambda c: _key(scores[c], sd.direction)).index(sd.cell)
-                reason = (
-                    f"filtered at gate {gate + 1} of {len(self.gates)} (step "
-                    f"{decision['step']}): {sd.task} {sd.metric} {_fmt(scores.get(sd.cell))}, "
-                    f"cell ranked {rank + 1} of {len(scores)}, {len(decision['kept'])} kept"
-                )
-                mark_stopped(trial, "pruned", reason)
-                study.tell(trial, state=TrialState.PRUNED)
-                logger.debug("trial %d of %s %s", trial.number, sd.name, reason)
-        return acted
-
-    def release(self, why: str) -> None:
-        """End this worker's parked trials as FAIL and queue their retries (they resume from
-        their checkpoints at the gate): the run is ending while they wait."""
-        from optuna.trial import TrialState
-
-        from rnnopt import storage as st
-        from rnnopt.hpo.objective import mark_failed
-        from rnnopt.storage import compat
-
         for entry in list(self.parked):
-            _, study, trial, _ = entry
+            sd, study, trial = entry
             if not self._still_mine(entry):
                 continue
-            self.beat.release(compat.trial_id_of(trial))
-            mark_failed(trial, f"{why} while it waited at the staged filter's gate; queued for "
-                        "a retry")  # fmt: skip
-            study.tell(trial, state=TrialState.FAIL)
-            st.requeue(study, compat.stored_trial(trial), self.plan.max_retry)
-        self.parked.clear()
+            gate = int(trial.user_attrs.get(GATES_PASSED_ATTR, 0))
+            decision = self.decision(sd.task, gate, gave_up)
+            if decision is None:
+                continue
+            acted = True
+            if sd.cell in decision["kept"]:
+                trial.set_user_attr(GATES_PASSED_ATTR, gate + 1)
+                self._queue(entry)
+                continue
+            self._drop(entry)
+            scores = decision["scores"]
+            rank = sorted(scores, key=lambda c: _key(scores[c], sd.direction)).index(sd.cell)
+            reason = (
+                f"filtered at gate {gate + 1} of {len(self.gates)} (step {decision['step']}): "
+                f"{sd.task} {sd.metric} {_fmt(scores.get(sd.cell))}, cell ranked {rank + 1} of "
+                f"{len(scores)}, {len(decision['kept'])} kept"
+            )
+            mark_stopped(trial, "pruned", reason)
+            study.tell(trial, state=TrialState.PRUNED)
+            logger.debug("trial %d of %s %s", trial.number, sd.name, reason)
+        return acted
+
+    def release(self) -> None:
+        """Queue this worker's parked trials again (WAITING) as the run ends while they wait: a
+        later run claims them, and they wait at their gate again from their checkpoints."""
+        for entry in list(self.parked):
+            if self._still_mine(entry):
+                self._queue(entry)
         self.beat.close()
 
-    def _still_mine(self, entry: tuple[Any, Any, Any, Any]) -> bool:
+    def _queue(self, entry: tuple[Any, Any, Any]) -> None:
+        from optuna.trial import TrialState
+
+        from rnnopt.storage import compat
+
+        self._drop(entry)
+        self.storage.set_trial_state_values(compat.trial_id_of(entry[2]), TrialState.WAITING)
+
+    def _drop(self, entry: tuple[Any, Any, Any]) -> None:
+        from rnnopt.storage import compat
+
+        self.parked.remove(entry)
+        self.beat.release(compat.trial_id_of(entry[2]))
+
+    def _still_mine(self, entry: tuple[Any, Any, Any]) -> bool:
         """Whether a parked trial is still RUNNING; if another worker failed it as stale (this
         one stalled past the grace period), its retry goes on without this worker."""
         from optuna.trial import TrialState
 
         from rnnopt.storage import compat
 
-        trial = entry[2]
-        if compat.stored_trial(trial).state == TrialState.RUNNING:
+        if compat.stored_trial(entry[2]).state == TrialState.RUNNING:
             return True
-        self.parked.remove(entry)
-        self.beat.release(compat.trial_id_of(trial))
+        self._drop(entry)
         return False
 
     # --- decisions -------------------------------------------------------------------------
