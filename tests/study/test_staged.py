@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -14,7 +16,7 @@ from types import ModuleType
 import optuna
 import pytest
 from optuna.trial import TrialState
-from study_helpers import popen, run, slots, tiny_study, trials
+from study_helpers import cli_env, popen, run, slots, tiny_study, trials
 
 from rnnopt.errors import ConfigError
 from rnnopt.hpo import staged
@@ -131,6 +133,15 @@ def test_staged_study_trains_what_its_replay_on_the_exhaustive_comparison_says(
 
     note = get_note(optuna.load_study(study_name=f"xml/{named}", storage=staged_url))
     assert "## Staged filter" in note and f"| 2 | 30 | {named} | " in note
+    report = subprocess.run(
+        [sys.executable, "-m", "rnnopt", "report", "--storage", staged_url, "--no-plots",
+         "--format", "md", "--out", str(tmp_path / "report")],
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr[-2000:]
+    table = (tmp_path / "report" / "report.md").read_text()
+    for cell, (step, value) in staged.filtered_cells({"decisions": decisions}).items():
+        assert f"| {cell} | filtered at step {step} ({value:.4g})" in table, table
     for cell, (step, _) in staged.filtered_cells({"decisions": decisions}).items():
         assert re.search(rf"(?m)^{cell} +filtered at step {step} \(", res.stdout), res.stdout
 
