@@ -37,6 +37,7 @@ __all__ = [
     "Parked",
     "StagedFilter",
     "filtered_cells",
+    "filtered_text",
     "finalists",
     "gate_steps",
     "parse_schedule",
@@ -131,8 +132,8 @@ def filtered_text(step: int, value: float | None) -> str:
 
 
 def _values(trial: Any) -> list[tuple[int, float | None]]:
-    """A stored trial's evaluations, with the best-so-far value it carried to its last gate (a
-    retry has no evaluations before its checkpoint)."""
+    """A stored trial's evaluations, with the best value so far that it recorded at its last
+    gate (the trainer's, on the same evaluations; it also covers a retry's parent)."""
     values = list(trial.intermediate_values.items())
     carried = trial.user_attrs.get(GATE_VALUE_ATTR)
     if isinstance(carried, list) and len(carried) == 2:
