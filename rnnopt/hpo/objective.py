@@ -31,7 +31,9 @@ import optuna
 from rnnopt.hpo import confirm as confirm_mod
 from rnnopt.hpo import space as space_mod
 
-__all__ = ["make_objective", "mark_failed", "mark_stopped", "retried_from", "train_settings"]
+__all__ = [
+    "make_objective", "mark_failed", "mark_stopped", "pass_gate", "retried_from", "train_settings"
+]
 
 # Named as before the move into hpo/: log lines read `rnnopt.objective: trial 3 of ...`.
 logger = logging.getLogger("rnnopt.objective")
@@ -230,6 +232,16 @@ def _carry_curve(trial: optuna.trial.Trial, upto: int) -> None:
     for step, value in sorted(parent.intermediate_values.items() if parent else ()):
         if step <= upto and step not in have:
             trial.report(value, step)
+
+
+def pass_gate(trial: optuna.trial.Trial) -> int:
+    """Let a parked trial through its gate of the staged filter (rnnopt/hpo/staged.py): it
+    will run to the next one. Returns the gate it passed (0-based)."""
+    from rnnopt.hpo import staged
+
+    gate = int(trial.user_attrs.get(staged.GATES_PASSED_ATTR, 0))
+    trial.set_user_attr(staged.GATES_PASSED_ATTR, gate + 1)
+    return gate
 
 
 def mark_failed(trial: optuna.trial.Trial, reason: str) -> None:

@@ -197,7 +197,7 @@ class StagedFilter:
         others end PRUNED. Returns whether anything was done."""
         from optuna.trial import TrialState
 
-        from rnnopt.hpo.objective import mark_stopped
+        from rnnopt.hpo.objective import mark_stopped, pass_gate
 
         acted = False
         for entry in list(self.parked):
@@ -210,7 +210,7 @@ class StagedFilter:
                 continue
             acted = True
             if sd.cell in decision["kept"]:
-                trial.set_user_attr(GATES_PASSED_ATTR, gate + 1)
+                pass_gate(trial)
                 self._queue(entry)
                 continue
             self._drop(entry)

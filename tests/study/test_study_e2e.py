@@ -158,7 +158,10 @@ def test_killed_worker_trial_is_retried_from_its_checkpoint(
     assert retry.system_attrs["failed_trial"] == 0
     assert retry.params == ts[0].params
     assert retry.user_attrs["resumed_from_step"] == ckpt_step
-    assert min(retry.intermediate_values) > ckpt_step
+    # Its curve: the parent's evaluations up to the checkpoint, carried over, then its own.
+    upto = {s: v for s, v in ts[0].intermediate_values.items() if s <= ckpt_step}
+    assert upto and {s: v for s, v in retry.intermediate_values.items() if s <= ckpt_step} == upto
+    assert max(retry.intermediate_values) > ckpt_step
     assert len(slots(ts)) == 1
 
 
