@@ -106,7 +106,6 @@ def make_objective(
     from rnnopt.hpo import staged
     from rnnopt.train import TrainConfig, train
 
-
     def objective(trial: optuna.trial.Trial) -> float:
         chosen, values = space_mod.suggest(trial, space)
         cell_name = chosen or cell
@@ -234,14 +233,12 @@ def _carry_curve(trial: optuna.trial.Trial, upto: int) -> None:
             trial.report(value, step)
 
 
-def pass_gate(trial: optuna.trial.Trial) -> int:
-    """Let a parked trial through its gate of the staged filter (rnnopt/hpo/staged.py): it
-    will run to the next one. Returns the gate it passed (0-based)."""
+def pass_gate(trial: optuna.trial.Trial, gate: int) -> None:
+    """Let a trial parked at ``gate`` (0-based) of the staged filter (rnnopt/hpo/staged.py)
+    through: it will run to the next one."""
     from rnnopt.hpo import staged
 
-    gate = int(trial.user_attrs.get(staged.GATES_PASSED_ATTR, 0))
     trial.set_user_attr(staged.GATES_PASSED_ATTR, gate + 1)
-    return gate
 
 
 def mark_failed(trial: optuna.trial.Trial, reason: str) -> None:

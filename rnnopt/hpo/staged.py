@@ -43,6 +43,7 @@ __all__ = [
     "parse_schedule",
     "schedule_of",
     "trial_score",
+    "value_text",
 ]
 
 logger = logging.getLogger("rnnopt.study")
@@ -128,7 +129,7 @@ def filtered_cells(record: Any) -> dict[str, tuple[int, float | None]]:
 
 def filtered_text(step: int, value: float | None) -> str:
     """How a table shows a cell the filter dropped."""
-    return f"filtered at step {step} ({_fmt(value)})"
+    return f"filtered at step {step} ({value_text(value)})"
 
 
 def _values(trial: Any) -> list[tuple[int, float | None]]:
@@ -161,7 +162,8 @@ def _at_gate(trial: Any, gate: int, step: int) -> bool:
     )
 
 
-def _fmt(value: float | None) -> str:
+def value_text(value: float | None) -> str:
+    """A cell's value at a gate as the reasons, tables and notes show it."""
     return "none" if value is None else f"{value:.4g}"
 
 
@@ -210,7 +212,7 @@ class StagedFilter:
                 continue
             acted = True
             if sd.cell in decision["kept"]:
-                pass_gate(trial)
+                pass_gate(trial, gate)
                 self._queue(entry)
                 continue
             self._drop(entry)
@@ -218,8 +220,8 @@ class StagedFilter:
             rank = sorted(scores, key=lambda c: _key(scores[c], sd.direction)).index(sd.cell)
             reason = (
                 f"filtered at gate {gate + 1} of {len(self.gates)} (step {decision['step']}): "
-                f"{sd.task} {sd.metric} {_fmt(scores.get(sd.cell))}, cell ranked {rank + 1} of "
-                f"{len(scores)}, {len(decision['kept'])} kept"
+                f"{sd.task} {sd.metric} {value_text(scores.get(sd.cell))}, cell ranked "
+                f"{rank + 1} of {len(scores)}, {len(decision['kept'])} kept"
             )
             mark_stopped(trial, "pruned", reason)
             study.tell(trial, state=TrialState.PRUNED)
